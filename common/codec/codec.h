@@ -1,0 +1,44 @@
+/* Cluster compression codecs for qcow2 (zlib-type raw deflate with a
+ * 4 KiB window, and zstd).  See qcow2-facts "Compressed cluster payloads".
+ *
+ * Contexts are kept per thread and reused; nothing is allocated per
+ * cluster after a thread's first call.
+ */
+#ifndef CODEC_H
+#define CODEC_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Values are the qcow2 header's compression_type field. */
+enum codec_type {
+  CODEC_ZLIB = 0,
+  CODEC_ZSTD = 1,
+};
+
+/* Decompress one cluster: produce exactly out_len bytes from in.  Input
+ * past the end of the compressed stream is ignored.  Returns 0, or -1
+ * with errno = EIO and a message if the payload is corrupt or does not
+ * yield a full cluster.
+ */
+extern int codec_decompress (enum codec_type type,
+                             const void *in, size_t in_len,
+                             void *out, size_t out_len);
+
+/* Compress in_len bytes into out (capacity out_cap).  level < 0 selects
+ * the default.  Returns the compressed length, 0 if the result would
+ * not fit in out_cap (the caller stores the data uncompressed), or -1
+ * with errno set on failure.  zlib-type output never refers back more
+ * than 4096 bytes, so QEMU can read it.
+ */
+extern ssize_t codec_compress (enum codec_type type, int level,
+                               const void *in, size_t in_len,
+                               void *out, size_t out_cap);
+
+/* Human-readable names of the implementations built in, for
+ * --dump-plugin: e.g. "zlib-decoder=libdeflate zlib-encoder=isa-l".
+ */
+extern const char *codec_inflate_backend (void);
+extern const char *codec_deflate_backend (void);
+
+#endif /* CODEC_H */

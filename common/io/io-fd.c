@@ -1,0 +1,226 @@
+/* struct io over a file descriptor. */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include "diag.h"
+#include "io.h"
+#include "minmax.h"
+
+struct io_fd {
+  struct io io;
+  int fd;
+  char *name;
+};
+
+static int
+fd_pread (struct io *io, void *buf, size_t count, uint64_t offset)
+{
+  struct io_fd *f = (struct io_fd *) io;
+  char *p = buf;
+
+  while (count > 0) {
+    ssize_t r = pread (f->fd, p, count, offset);
+
+    if (r == -1) {
+      if (errno == EINTR)
+        continue;
+      int e = errno;
+      diag_error ("%s: read at offset %" PRIu64 ": %m", f->name, offset);
+      errno = e;
+      return -1;
+    }
+    if (r == 0) {
+      diag_error ("%s: read at offset %" PRIu64 " is beyond the end of the file",
+                  f->name, offset);
+      errno = EIO;
+      return -1;
+    }
+    p += r;
+    count -= r;
+    offset += r;
+  }
+  return 0;
+}
+
+static int
+fd_pwrite (struct io *io, const void *buf, size_t count, uint64_t offset)
+{
+  struct io_fd *f = (struct io_fd *) io;
+  const char *p = buf;
+
+  while (count > 0) {
+    ssize_t r = pwrite (f->fd, p, count, offset);
+
+    if (r == -1) {
+      if (errno == EINTR)
+        continue;
+      int e = errno;
+      diag_error ("%s: write at offset %" PRIu64 ": %m", f->name, offset);
+      errno = e;
+      return -1;
+    }
+    p += r;
+    count -= r;
+    offset += r;
+  }
+  return 0;
+}
+
+static int
+fd_flush (struct io *io)
+{
+  struct io_fd *f = (struct io_fd *) io;
+
+  if (fdatasync (f->fd) == -1) {
+    int e = errno;
+    diag_error ("%s: fdatasync: %m", f->name);
+    errno = e;
+    return -1;
+  }
+  return 0;
+}
+
+static int64_t
+fd_size (struct io *io)
+{
+  struct io_fd *f = (struct io_fd *) io;
+  struct stat st;
+
+  if (fstat (f->fd, &st) == -1) {
+    int e = errno;
+    diag_error ("%s: fstat: %m", f->name);
+    errno = e;
+    return -1;
+  }
+  if (S_ISBLK (st.st_mode)) {
+    off_t end = lseek (f->fd, 0, SEEK_END);
+    if (end == -1) {
+      int e = errno;
+      diag_error ("%s: lseek: %m", f->name);
+      errno = e;
+      return -1;
+    }
+    return end;
+  }
+  return st.st_size;
+}
+
+static int
+fd_truncate (struct io *io, uint64_t size)
+{
+  struct io_fd *f = (struct io_fd *) io;
+
+  if (ftruncate (f->fd, size) == -1) {
+    int e = errno;
+    diag_error ("%s: ftruncate: %m", f->name);
+    errno = e;
+    return -1;
+  }
+  return 0;
+}
+
+static int
+fd_punch (struct io *io, uint64_t offset, uint64_t count)
+{
+  struct io_fd *f = (struct io_fd *) io;
+
+  if (fallocate (f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                 offset, count) == -1) {
+    /* Not every file system can punch: the caller's data is already
+     * unreferenced, so this is only lost space.
+     */
+    if (errno == EOPNOTSUPP || errno == ENOSYS)
+      return 0;
+    int e = errno;
+    diag_error ("%s: punch hole: %m", f->name);
+    errno = e;
+    return -1;
+  }
+  return 0;
+}
+
+static void
+fd_close (struct io *io)
+{
+  struct io_fd *f = (struct io_fd *) io;
+
+  close (f->fd);
+  free (f->name);
+  free (f);
+}
+
+static const struct io_ops fd_ops = {
+  .pread = fd_pread,
+  .pwrite = fd_pwrite,
+  .flush = fd_flush,
+  .size = fd_size,
+  .truncate = fd_truncate,
+  .punch = fd_punch,
+  .close = fd_close,
+};
+
+struct io *
+io_fd_wrap (int fd, const char *name, bool readonly)
+{
+  struct io_fd *f = calloc (1, sizeof *f);
+
+  if (f == NULL || (f->name = strdup (name)) == NULL) {
+    diag_error ("calloc: %m");
+    free (f);
+    errno = ENOMEM;
+    return NULL;
+  }
+  f->fd = fd;
+  f->io.ops = &fd_ops;
+  f->io.name = f->name;
+  f->io.readonly = readonly;
+  return &f->io;
+}
+
+struct io *
+io_open_file (const char *filename, int flags)
+{
+  int fd = open (filename, flags | O_CLOEXEC, 0644);
+  struct io *io;
+
+  if (fd == -1) {
+    int e = errno;
+    diag_error ("open: %s: %m", filename);
+    errno = e;
+    return NULL;
+  }
+  io = io_fd_wrap (fd, filename, (flags & O_ACCMODE) == O_RDONLY);
+  if (io == NULL)
+    close (fd);
+  return io;
+}
+
+int
+io_punch (struct io *io, uint64_t offset, uint64_t count)
+{
+  if (io->ops->punch == NULL)
+    return 0;
+  return io->ops->punch (io, offset, count);
+}
+
+int
+io_pread_zero_padded (struct io *io, void *buf, size_t count, uint64_t offset)
+{
+  int64_t size = io_size (io);
+  size_t avail;
+
+  if (size == -1)
+    return -1;
+  avail = (uint64_t) size > offset ? MIN ((uint64_t) size - offset, (uint64_t) count) : 0;
+  if (avail > 0 && io_pread (io, buf, avail, offset) == -1)
+    return -1;
+  memset ((char *) buf + avail, 0, count - avail);
+  return 0;
+}

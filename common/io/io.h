@@ -1,0 +1,90 @@
+/* "The file below": the bytes a format engine reads and writes.
+ *
+ * The qcow2 engine and the LUKS code work on a struct io, so they can sit
+ * on a file descriptor (io-fd.c) or, later, on another nbdkit layer.
+ * Every call returns 0 on success, or -1 with errno set and a message
+ * already reported through diag_error.
+ */
+#ifndef IO_H
+#define IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct io;
+
+struct io_ops {
+  /* Read exactly count bytes; reading past the end of the file is EIO. */
+  int (*pread) (struct io *io, void *buf, size_t count, uint64_t offset);
+  int (*pwrite) (struct io *io, const void *buf, size_t count, uint64_t offset);
+  int (*flush) (struct io *io);
+  /* Current length of the file in bytes, or -1. */
+  int64_t (*size) (struct io *io);
+  int (*truncate) (struct io *io, uint64_t size);
+  /* Give back the space of a range (it then reads as zeroes). Optional. */
+  int (*punch) (struct io *io, uint64_t offset, uint64_t count);
+  void (*close) (struct io *io);
+};
+
+struct io {
+  const struct io_ops *ops;
+  const char *name;             /* for messages */
+  bool readonly;
+};
+
+static inline int
+io_pread (struct io *io, void *buf, size_t count, uint64_t offset)
+{
+  return io->ops->pread (io, buf, count, offset);
+}
+
+static inline int
+io_pwrite (struct io *io, const void *buf, size_t count, uint64_t offset)
+{
+  return io->ops->pwrite (io, buf, count, offset);
+}
+
+static inline int
+io_flush (struct io *io)
+{
+  return io->ops->flush (io);
+}
+
+static inline int64_t
+io_size (struct io *io)
+{
+  return io->ops->size (io);
+}
+
+static inline int
+io_truncate (struct io *io, uint64_t size)
+{
+  return io->ops->truncate (io, size);
+}
+
+static inline void
+io_close (struct io *io)
+{
+  if (io)
+    io->ops->close (io);
+}
+
+/* Punch a hole; returns 0 and does nothing where the backend cannot. */
+extern int io_punch (struct io *io, uint64_t offset, uint64_t count);
+
+/* Read count bytes; the part past the end of the file reads as zeroes.
+ * For ranges the format allows to run past EOF (compressed clusters).
+ */
+extern int io_pread_zero_padded (struct io *io, void *buf, size_t count,
+                                 uint64_t offset);
+
+/* Open a file by name (relative names as given).  flags: O_RDONLY or
+ * O_RDWR, optionally O_CREAT.
+ */
+extern struct io *io_open_file (const char *filename, int flags);
+
+/* Wrap an already open descriptor; the io owns it afterwards. */
+extern struct io *io_fd_wrap (int fd, const char *name, bool readonly);
+
+#endif /* IO_H */
