@@ -1,0 +1,120 @@
+/* Block status: what the guest sees, in NBD's terms.  Matches what
+ * qemu-nbd reports for the same image: data (compressed or not) is
+ * data; zero clusters and unallocated space without a backing file are
+ * holes that read as zeroes.
+ */
+#include <config.h>
+
+#include "internal.h"
+#include "minmax.h"
+
+/* Adjacent runs of one type are merged before they reach the caller. */
+struct extent_acc {
+  qcow2_extent_fn fn;
+  void *opaque;
+  uint64_t offset, length;
+  uint32_t type;
+};
+
+static int
+acc_flush (struct extent_acc *a)
+{
+  int r = 0;
+
+  if (a->length)
+    r = a->fn (a->opaque, a->offset, a->length, a->type);
+  a->length = 0;
+  return r;
+}
+
+/* Returns 1 when req_one is satisfied. */
+static int
+acc_add (struct extent_acc *a, uint64_t offset, uint64_t length,
+         uint32_t type, bool req_one)
+{
+  if (a->length && a->type == type && a->offset + a->length == offset) {
+    a->length += length;
+    return 0;
+  }
+  if (a->length) {
+    if (acc_flush (a) == -1)
+      return -1;
+    if (req_one)
+      return 1;
+  }
+  a->offset = offset;
+  a->length = length;
+  a->type = type;
+  return 0;
+}
+
+static int
+forward_extent (void *opaque, uint64_t offset, uint64_t length, uint32_t type)
+{
+  struct extent_acc *a = opaque;
+
+  return acc_add (a, offset, length, type, false);
+}
+
+/* Unallocated space shows what the layers below hold. */
+static int
+unallocated_extents (struct qcow2_image *img, struct extent_acc *a,
+                     uint64_t offset, uint64_t length)
+{
+  const struct backing *b = img->backing;
+  uint64_t below = 0;
+
+  if (b && offset < b->size) {
+    below = MIN (length, b->size - offset);
+    if (b->qcow2) {
+      if (qcow2_extents (b->qcow2, below, offset, false,
+                         forward_extent, a) == -1)
+        return -1;
+    }
+    else if (acc_add (a, offset, below, 0, false) == -1)
+      return -1;
+  }
+  if (below < length)
+    return acc_add (a, offset + below, length - below,
+                    QCOW2_EXTENT_HOLE | QCOW2_EXTENT_ZERO, false);
+  return 0;
+}
+
+int
+qcow2_extents (struct qcow2_image *img, uint64_t count, uint64_t offset,
+               bool req_one, qcow2_extent_fn fn, void *opaque)
+{
+  struct extent_acc a = { .fn = fn, .opaque = opaque };
+  int r = 0;
+
+  while (count > 0) {
+    struct mapping m;
+
+    pthread_rwlock_rdlock (&img->meta_lock);
+    r = cluster_map (img, offset, count, &m);
+    pthread_rwlock_unlock (&img->meta_lock);
+    if (r == -1)
+      return -1;
+
+    switch (m.kind) {
+    case MAP_DATA:
+    case MAP_COMPRESSED:
+      r = acc_add (&a, offset, m.length, 0, req_one);
+      break;
+    case MAP_ZERO:
+      r = acc_add (&a, offset, m.length,
+                   QCOW2_EXTENT_HOLE | QCOW2_EXTENT_ZERO, req_one);
+      break;
+    case MAP_UNALLOCATED:
+      r = unallocated_extents (img, &a, offset, m.length);
+      break;
+    }
+    if (r == -1)
+      return -1;
+    if (r == 1)
+      return 0;
+    offset += m.length;
+    count -= m.length;
+  }
+  return acc_flush (&a);
+}

@@ -1,0 +1,232 @@
+/* Opening and closing an image: the file, the header, the L1 table,
+ * the L2 cache and the layers below.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "byte-order.h"
+#include "diag.h"
+#include "internal.h"
+#include "io.h"
+
+#define DEFAULT_L2_CACHE_SIZE (32 * 1024 * 1024)
+
+int
+image_corrupt (struct qcow2_image *img, const char *fs, ...)
+{
+  char msg[512];
+  va_list args;
+
+  va_start (args, fs);
+  vsnprintf (msg, sizeof msg, fs, args);
+  va_end (args);
+  diag_error ("%s: qcow2 image is corrupt: %s", img->filename, msg);
+  errno = EIO;
+  return -1;
+}
+
+/* Open read-write when allowed and possible, otherwise read-only, so
+ * that one open serves both kinds of client.
+ */
+static struct io *
+open_image_file (const char *filename, bool readonly)
+{
+  int fd = -1;
+
+  if (!readonly) {
+    fd = open (filename, O_RDWR | O_CLOEXEC);
+    if (fd == -1 && errno != EACCES && errno != EROFS && errno != EPERM) {
+      diag_error ("open: %s: %m", filename);
+      return NULL;
+    }
+  }
+  if (fd == -1) {
+    fd = open (filename, O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+      diag_error ("open: %s: %m", filename);
+      return NULL;
+    }
+    readonly = true;
+  }
+  return io_fd_wrap (fd, filename, readonly);
+}
+
+static void
+set_geometry (struct qcow2_image *img)
+{
+  const struct qcow2_header *h = &img->hdr;
+
+  img->cluster_bits = h->cluster_bits;
+  img->cluster_size = UINT64_C (1) << h->cluster_bits;
+  img->extended_l2 = (h->incompatible & INCOMPAT_EXTL2) != 0;
+  img->l2_entry_size = img->extended_l2 ? 16 : 8;
+  img->l2_bits = h->cluster_bits - (img->extended_l2 ? 4 : 3);
+  img->subcluster_bits = img->extended_l2 ? h->cluster_bits - 5 : h->cluster_bits;
+  img->size = h->size;
+}
+
+/* Load an L1 table (validated for position by header_parse or the
+ * snapshot table; entries are checked when used).
+ */
+static int
+load_l1 (struct qcow2_image *img, uint64_t offset, uint32_t size)
+{
+  img->l1_size = size;
+  img->l1 = calloc (size ? size : 1, sizeof (uint64_t));
+  if (img->l1 == NULL) {
+    diag_error ("calloc: %m");
+    return -1;
+  }
+  if (size == 0)
+    return 0;
+  if (io_pread (img->file, img->l1, (uint64_t) size * 8, offset) == -1)
+    return -1;
+  for (uint32_t i = 0; i < size; i++)
+    img->l1[i] = load_be64 (&img->l1[i]);
+  return 0;
+}
+
+/* Features whose support is not built yet are refused by name. */
+static int
+check_supported (struct qcow2_image *img, const struct qcow2_options *opts)
+{
+  const struct qcow2_header *h = &img->hdr;
+  const char *what = NULL;
+
+  if (h->crypt_method != CRYPT_NONE)
+    what = "encryption";
+  else if (h->incompatible & INCOMPAT_DATA_FILE)
+    what = "an external data file";
+  else if (h->backing_file && opts->backing != QCOW2_BACKING_NONE)
+    what = "a backing file (use backing=none to serve the top image alone)";
+  if (what) {
+    diag_error ("%s: this image uses %s, which is not supported yet",
+                img->filename, what);
+    errno = ENOTSUP;
+    return -1;
+  }
+  return 0;
+}
+
+static void
+describe (struct qcow2_image *img)
+{
+  const struct qcow2_header *h = &img->hdr;
+
+  snprintf (img->description, sizeof img->description,
+            "qcow2 v%" PRIu32 ", %" PRIu64 " byte clusters, %u-bit refcounts%s%s",
+            h->version, img->cluster_size, 1u << h->refcount_order,
+            img->extended_l2 ? ", extended L2" : "",
+            h->compression_type == 1 ? ", zstd" : "");
+}
+
+int
+qcow2_open (const struct qcow2_options *opts, struct qcow2_image **img_ret)
+{
+  struct qcow2_image *img = calloc (1, sizeof *img);
+  pthread_rwlockattr_t attr;
+  int64_t size;
+
+  if (img == NULL) {
+    diag_error ("calloc: %m");
+    return -1;
+  }
+  img->filename = strdup (opts->filename);
+  if (img->filename == NULL) {
+    diag_error ("strdup: %m");
+    free (img);
+    return -1;
+  }
+  pthread_rwlockattr_init (&attr);
+  pthread_rwlockattr_setkind_np (&attr,
+                                 PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init (&img->meta_lock, &attr);
+  pthread_rwlockattr_destroy (&attr);
+
+  img->file = open_image_file (opts->filename, opts->readonly);
+  if (img->file == NULL)
+    goto fail;
+  img->data = img->file;
+  img->readonly = img->file->readonly;
+  size = io_size (img->file);
+  if (size == -1)
+    goto fail;
+  img->file_size = img->data_size = size;
+
+  if (header_parse (img->file, img->file_size, &img->hdr) == -1 ||
+      check_supported (img, opts) == -1)
+    goto fail;
+  set_geometry (img);
+  if (load_l1 (img, img->hdr.l1_table_offset, img->hdr.l1_size) == -1)
+    goto fail;
+  img->l2_cache = l2_cache_create (img->cluster_size,
+                                   opts->l2_cache_size ? opts->l2_cache_size
+                                   : DEFAULT_L2_CACHE_SIZE);
+  if (img->l2_cache == NULL)
+    goto fail;
+  describe (img);
+  *img_ret = img;
+  return 0;
+
+ fail:
+  {
+    int e = errno;
+    qcow2_close (img);
+    errno = e;
+  }
+  return -1;
+}
+
+int
+qcow2_close (struct qcow2_image *img)
+{
+  if (img == NULL)
+    return 0;
+  if (img->backing) {
+    qcow2_close (img->backing->qcow2);
+    io_close (img->backing->raw);
+    free (img->backing);
+  }
+  l2_cache_destroy (img->l2_cache);
+  if (img->data != img->file)
+    io_close (img->data);
+  io_close (img->file);
+  header_free (&img->hdr);
+  pthread_rwlock_destroy (&img->meta_lock);
+  free (img->l1);
+  free (img->filename);
+  free (img);
+  return 0;
+}
+
+uint64_t
+qcow2_size (const struct qcow2_image *img)
+{
+  return img->size;
+}
+
+uint32_t
+qcow2_cluster_size (const struct qcow2_image *img)
+{
+  return img->cluster_size;
+}
+
+bool
+qcow2_is_writable (const struct qcow2_image *img)
+{
+  return !img->readonly;
+}
+
+const char *
+qcow2_description (const struct qcow2_image *img)
+{
+  return img->description;
+}

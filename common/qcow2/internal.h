@@ -1,0 +1,150 @@
+/* The qcow2 engine's internal state, shared by its source files. */
+#ifndef QCOW2_INTERNAL_H
+#define QCOW2_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "format.h"
+#include "qcow2.h"
+
+struct io;
+struct l2_cache;
+
+/* The header after validation (header.c).  Only fields that passed
+ * every check in header_parse are stored here.
+ */
+struct qcow2_header {
+  uint32_t version;
+  uint32_t cluster_bits;
+  uint64_t size;
+  uint32_t crypt_method;
+  uint32_t l1_size;
+  uint64_t l1_table_offset;
+  uint64_t refcount_table_offset;
+  uint32_t refcount_table_clusters;
+  uint32_t nb_snapshots;
+  uint64_t snapshots_offset;
+  uint64_t incompatible;
+  uint64_t compatible;
+  uint64_t autoclear;
+  uint32_t refcount_order;
+  uint32_t header_length;
+  uint32_t compression_type;
+
+  /* From cluster 0 beyond the fixed header. */
+  char *backing_file;           /* NULL if none */
+  char *backing_format;         /* NULL if not recorded */
+  char *data_file;              /* NULL if not recorded */
+  uint64_t crypto_offset;       /* EXT_CRYPTO_HEADER, 0 if absent */
+  uint64_t crypto_length;
+  bool has_bitmaps;
+};
+
+/* What one guest range maps to (cluster-map.c). */
+enum map_kind {
+  MAP_UNALLOCATED,              /* read from the backing file, or zeroes */
+  MAP_ZERO,                     /* reads as zeroes */
+  MAP_DATA,                     /* at host_offset in the data file */
+  MAP_COMPRESSED,               /* one compressed cluster */
+};
+
+struct mapping {
+  enum map_kind kind;
+  uint64_t length;              /* bytes from the requested offset */
+  uint64_t host_offset;         /* MAP_DATA: where the requested offset is */
+  uint64_t descriptor;          /* MAP_COMPRESSED: the raw L2 entry */
+  uint64_t cluster_offset;      /* MAP_COMPRESSED: guest offset of the cluster */
+};
+
+/* The layer below an image: another qcow2 image or a raw file. */
+struct backing {
+  struct qcow2_image *qcow2;
+  struct io *raw;
+  uint64_t size;
+};
+
+struct qcow2_image {
+  struct io *file;              /* the qcow2 file */
+  struct io *data;              /* guest data: == file unless external */
+  struct qcow2_header hdr;
+  char *filename;
+
+  /* Derived geometry. */
+  unsigned cluster_bits;
+  uint64_t cluster_size;
+  bool extended_l2;
+  unsigned l2_entry_size;       /* 8, or 16 with extended L2 */
+  unsigned l2_bits;             /* log2 of entries per L2 table */
+  unsigned subcluster_bits;     /* == cluster_bits without extended L2 */
+  uint64_t size;                /* guest size */
+
+  /* The active L1 table (or a snapshot's), host byte order.  Entries
+   * are validated when used, not here.
+   */
+  uint64_t *l1;
+  uint32_t l1_size;
+
+  struct l2_cache *l2_cache;
+  struct backing *backing;      /* NULL: unallocated reads as zeroes */
+
+  /* Readers hold it shared while they look at L1/L2; metadata updates
+   * hold it exclusively.  Data I/O runs outside it.
+   */
+  pthread_rwlock_t meta_lock;
+
+  uint64_t file_size;           /* cached length of file */
+  uint64_t data_size;           /* cached length of data */
+  bool readonly;
+  char description[256];
+};
+
+/* header.c */
+extern int header_parse (struct io *file, uint64_t file_size,
+                         struct qcow2_header *h);
+extern void header_free (struct qcow2_header *h);
+
+/* l2-cache.c: a bounded cache of whole L2 tables, raw on-disk bytes. */
+struct l2_table {
+  uint64_t offset;              /* host offset of the table */
+  unsigned char *data;          /* table_bytes bytes, big-endian entries */
+};
+extern struct l2_cache *l2_cache_create (uint64_t table_bytes,
+                                         uint64_t max_bytes);
+extern void l2_cache_destroy (struct l2_cache *c);
+/* Pin the table at offset, loading it from file on a miss. */
+extern int l2_cache_get (struct l2_cache *c, struct io *file,
+                         uint64_t offset, struct l2_table **t);
+extern void l2_cache_put (struct l2_cache *c, struct l2_table *t);
+/* Forget a table (it was freed or moved). */
+extern void l2_cache_drop (struct l2_cache *c, uint64_t offset);
+
+/* cluster-map.c */
+extern int cluster_map (struct qcow2_image *img, uint64_t offset,
+                        uint64_t max_len, struct mapping *m);
+/* Validate an L1 entry; returns the L2 table offset (0 = none) or -1. */
+extern int64_t l1_entry_l2_offset (struct qcow2_image *img, uint32_t index);
+
+/* image.c: report corruption found in metadata; returns -1, errno EIO. */
+extern int image_corrupt (struct qcow2_image *img, const char *fs, ...)
+  __attribute__ ((format (printf, 2, 3)));
+
+/* read.c */
+extern int image_read_unallocated (struct qcow2_image *img, void *buf,
+                                   uint64_t count, uint64_t offset);
+
+static inline uint64_t
+l2_entries_per_table (const struct qcow2_image *img)
+{
+  return UINT64_C (1) << img->l2_bits;
+}
+
+/* Guest bytes covered by one L2 table. */
+static inline uint64_t
+l2_coverage (const struct qcow2_image *img)
+{
+  return UINT64_C (1) << (img->l2_bits + img->cluster_bits);
+}
+
+#endif /* QCOW2_INTERNAL_H */

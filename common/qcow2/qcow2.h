@@ -1,0 +1,83 @@
+/* The qcow2 format engine: public interface.
+ *
+ * Plain C, no nbdkit types: the plugin glue, the unit tests and the
+ * fuzzers all link this library alone.  Every function returning int
+ * returns 0 on success or -1 with errno set, after reporting the cause
+ * once through diag_error.
+ *
+ * Thread safety: after qcow2_open returns, every call on one image may
+ * be made from any number of threads at once.
+ */
+#ifndef QCOW2_H
+#define QCOW2_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct qcow2_image;
+struct io;
+
+enum qcow2_backing_mode {
+  QCOW2_BACKING_AUTO,           /* follow the chain recorded in the image */
+  QCOW2_BACKING_NONE,           /* serve the top image alone */
+};
+
+struct qcow2_options {
+  const char *filename;
+  bool readonly;                /* never write, even if a client asks */
+  uint64_t l2_cache_size;       /* bytes; 0 = default (32 MiB) */
+  enum qcow2_backing_mode backing;
+  const char *data_file;        /* overrides the data file extension; NULL = as recorded */
+  const char *snapshot;         /* export this internal snapshot, read-only */
+  const char *passphrase;       /* for encrypted images */
+  unsigned max_chain_depth;     /* 0 = default (16, as QEMU) */
+};
+
+/* Open and validate an image (and its backing chain).  Metadata is read
+ * as needed later; nothing is written until the first write request.
+ */
+extern int qcow2_open (const struct qcow2_options *opts,
+                       struct qcow2_image **img_ret);
+
+/* Write back all metadata, clear the dirty bit if we set it, close. */
+extern int qcow2_close (struct qcow2_image *img);
+
+/* Guest-visible size in bytes. */
+extern uint64_t qcow2_size (const struct qcow2_image *img);
+extern uint32_t qcow2_cluster_size (const struct qcow2_image *img);
+extern bool qcow2_is_writable (const struct qcow2_image *img);
+
+/* One line describing the image, for .export_description and debug. */
+extern const char *qcow2_description (const struct qcow2_image *img);
+
+/* Request flags. */
+#define QCOW2_FUA        (1u << 0)   /* durable on return */
+#define QCOW2_MAY_TRIM   (1u << 1)   /* zero: the space may be released */
+#define QCOW2_COMPRESSED (1u << 2)   /* pwrite: store as compressed clusters */
+
+extern int qcow2_pread (struct qcow2_image *img, void *buf,
+                        uint64_t count, uint64_t offset);
+extern int qcow2_pwrite (struct qcow2_image *img, const void *buf,
+                         uint64_t count, uint64_t offset, unsigned flags);
+extern int qcow2_zero (struct qcow2_image *img,
+                       uint64_t count, uint64_t offset, unsigned flags);
+extern int qcow2_trim (struct qcow2_image *img,
+                       uint64_t count, uint64_t offset, unsigned flags);
+extern int qcow2_flush (struct qcow2_image *img);
+
+/* Block status.  Types use NBD's bits so the glue passes them through. */
+#define QCOW2_EXTENT_HOLE 1u         /* not allocated: reads from nowhere */
+#define QCOW2_EXTENT_ZERO 2u         /* reads as zeroes */
+
+typedef int (*qcow2_extent_fn) (void *opaque, uint64_t offset,
+                                uint64_t length, uint32_t type);
+
+/* Report the extents of [offset, offset + count), in order, merging
+ * adjacent equal runs; stops early (successfully) after the first
+ * extent when req_one is set.  The callback returns -1 to abort.
+ */
+extern int qcow2_extents (struct qcow2_image *img, uint64_t count,
+                          uint64_t offset, bool req_one,
+                          qcow2_extent_fn fn, void *opaque);
+
+#endif /* QCOW2_H */

@@ -1,0 +1,152 @@
+/* Guest reads: split a request into mapped runs and serve each from
+ * where it lives (data file, compressed cluster, layer below, zeroes).
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "diag.h"
+#include "internal.h"
+#include "io.h"
+#include "minmax.h"
+
+/* Buffers for compressed clusters, allocated once per request. */
+struct scratch {
+  unsigned char *compressed;    /* up to two clusters of input */
+  unsigned char *cluster;       /* one decompressed cluster */
+};
+
+static void
+scratch_free (struct scratch *s)
+{
+  free (s->compressed);
+  free (s->cluster);
+}
+
+static int
+scratch_init (struct qcow2_image *img, struct scratch *s)
+{
+  if (s->cluster)
+    return 0;
+  s->compressed = malloc (2 * img->cluster_size);
+  s->cluster = malloc (img->cluster_size);
+  if (s->compressed == NULL || s->cluster == NULL) {
+    diag_error ("malloc: %m");
+    errno = ENOMEM;
+    return -1;
+  }
+  return 0;
+}
+
+int
+image_read_unallocated (struct qcow2_image *img, void *buf, uint64_t count,
+                        uint64_t offset)
+{
+  const struct backing *b = img->backing;
+  uint64_t avail = 0;
+  int r = 0;
+
+  if (b && offset < b->size) {
+    avail = MIN (count, b->size - offset);
+    r = b->qcow2 ? qcow2_pread (b->qcow2, buf, avail, offset)
+      : io_pread_zero_padded (b->raw, buf, avail, offset);
+  }
+  memset ((char *) buf + avail, 0, count - avail);
+  return r;
+}
+
+static int
+read_data (struct qcow2_image *img, void *buf, uint64_t count,
+           uint64_t host_offset)
+{
+  /* The last cluster of a file may be partly beyond its end (and an
+   * external data file may be short): that part reads as zeroes.
+   */
+  if (host_offset + count > img->data_size)
+    return io_pread_zero_padded (img->data, buf, count, host_offset);
+  return io_pread (img->data, buf, count, host_offset);
+}
+
+static int
+read_compressed (struct qcow2_image *img, struct scratch *s, void *buf,
+                 uint64_t count, uint64_t offset, const struct mapping *m)
+{
+  uint64_t host = compressed_host_offset (m->descriptor, img->cluster_bits);
+  uint64_t len = compressed_length (m->descriptor, img->cluster_bits);
+  uint64_t skip = offset - m->cluster_offset;
+  unsigned char *out;
+
+  if (host >= img->file_size)
+    return image_corrupt (img, "compressed cluster for guest offset %#" PRIx64
+                          " starts at %#" PRIx64 ", beyond the end of the file",
+                          m->cluster_offset, host);
+  if (scratch_init (img, s) == -1 ||
+      io_pread_zero_padded (img->file, s->compressed, len, host) == -1)
+    return -1;
+
+  /* Decompress straight into the caller's buffer for whole clusters. */
+  out = skip == 0 && count == img->cluster_size ? buf : s->cluster;
+  if (codec_decompress (img->hdr.compression_type, s->compressed, len,
+                        out, img->cluster_size) == -1) {
+    diag_error ("%s: compressed cluster for guest offset %#" PRIx64
+                " (host %#" PRIx64 ") cannot be decompressed",
+                img->filename, m->cluster_offset, host);
+    errno = EIO;
+    return -1;
+  }
+  if (out != buf)
+    memcpy (buf, s->cluster + skip, count);
+  return 0;
+}
+
+static int
+map_locked (struct qcow2_image *img, uint64_t offset, uint64_t count,
+            struct mapping *m)
+{
+  int r;
+
+  pthread_rwlock_rdlock (&img->meta_lock);
+  r = cluster_map (img, offset, count, m);
+  pthread_rwlock_unlock (&img->meta_lock);
+  return r;
+}
+
+int
+qcow2_pread (struct qcow2_image *img, void *buf, uint64_t count,
+             uint64_t offset)
+{
+  struct scratch s = { NULL, NULL };
+  unsigned char *p = buf;
+  int r = 0;
+
+  while (count > 0 && r == 0) {
+    struct mapping m;
+
+    r = map_locked (img, offset, count, &m);
+    if (r == -1)
+      break;
+    switch (m.kind) {
+    case MAP_DATA:
+      r = read_data (img, p, m.length, m.host_offset);
+      break;
+    case MAP_ZERO:
+      memset (p, 0, m.length);
+      break;
+    case MAP_UNALLOCATED:
+      r = image_read_unallocated (img, p, m.length, offset);
+      break;
+    case MAP_COMPRESSED:
+      r = read_compressed (img, &s, p, m.length, offset, &m);
+      break;
+    }
+    p += m.length;
+    offset += m.length;
+    count -= m.length;
+  }
+  scratch_free (&s);
+  return r;
+}

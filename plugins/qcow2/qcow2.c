@@ -1,0 +1,268 @@
+/* nbdkit qcow2 plugin: thin glue between nbdkit and common/qcow2.
+ *
+ * The image is opened once per nbdkit process (in .get_ready, so a bad
+ * image stops the server at start-up with its message) and shared by
+ * every connection.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NBDKIT_API_VERSION 2
+#include <nbdkit-plugin.h>
+
+#include "codec.h"
+#include "diag.h"
+#include "minmax.h"
+#include "qcow2.h"
+
+static char *filename;
+static struct qcow2_options opts = { .backing = QCOW2_BACKING_AUTO };
+static struct qcow2_image *img;
+
+static void
+qcow2_plugin_load (void)
+{
+  diag_set_handlers (nbdkit_verror, nbdkit_vdebug);
+}
+
+static void
+qcow2_plugin_unload (void)
+{
+  free (filename);
+}
+
+static int
+qcow2_plugin_config (const char *key, const char *value)
+{
+  if (strcmp (key, "file") == 0) {
+    free (filename);
+    filename = nbdkit_realpath (value);
+    if (filename == NULL)
+      return -1;
+  }
+  else if (strcmp (key, "l2-cache-size") == 0) {
+    int64_t r = nbdkit_parse_size (value);
+    if (r == -1)
+      return -1;
+    if (r < 65536) {
+      nbdkit_error ("l2-cache-size must be at least 64K");
+      return -1;
+    }
+    opts.l2_cache_size = r;
+  }
+  else if (strcmp (key, "backing") == 0) {
+    if (strcmp (value, "auto") == 0)
+      opts.backing = QCOW2_BACKING_AUTO;
+    else if (strcmp (value, "none") == 0)
+      opts.backing = QCOW2_BACKING_NONE;
+    else {
+      nbdkit_error ("backing must be 'auto' or 'none', not '%s'", value);
+      return -1;
+    }
+  }
+  else {
+    nbdkit_error ("unknown parameter '%s'", key);
+    return -1;
+  }
+  return 0;
+}
+
+static int
+qcow2_plugin_config_complete (void)
+{
+  if (filename == NULL) {
+    nbdkit_error ("you must supply the file=<FILENAME> parameter");
+    return -1;
+  }
+  opts.filename = filename;
+  return 0;
+}
+
+#define qcow2_plugin_config_help \
+  "[file=]<FILENAME>     (required) The qcow2 image to serve.\n" \
+  "l2-cache-size=<SIZE>  Bytes of L2 tables to cache (default 32M).\n" \
+  "backing=auto|none     Follow the backing chain, or serve the top image alone."
+
+static void
+qcow2_plugin_dump_plugin (void)
+{
+  printf ("qcow2_zlib_decoder=%s\n", codec_inflate_backend ());
+  printf ("qcow2_zlib_encoder=%s\n", codec_deflate_backend ());
+  printf ("qcow2_zstd=yes\n");
+}
+
+static int
+qcow2_plugin_get_ready (void)
+{
+  return qcow2_open (&opts, &img);
+}
+
+static void
+qcow2_plugin_cleanup (void)
+{
+  qcow2_close (img);
+  img = NULL;
+}
+
+static void *
+qcow2_plugin_open (int readonly)
+{
+  /* Every connection shares the one image. */
+  return img;
+}
+
+static int64_t
+qcow2_plugin_get_size (void *handle)
+{
+  return qcow2_size (img);
+}
+
+static const char *
+qcow2_plugin_export_description (void *handle)
+{
+  return qcow2_description (img);
+}
+
+static int
+qcow2_plugin_block_size (void *handle, uint32_t *minimum, uint32_t *preferred,
+                         uint32_t *maximum)
+{
+  *minimum = 1;
+  *preferred = MAX (4096u, qcow2_cluster_size (img));
+  *maximum = 0xffffffff;
+  return 0;
+}
+
+static int
+qcow2_plugin_can_write (void *handle)
+{
+  return qcow2_is_writable (img);
+}
+
+/* One image behind every connection: a flush on any of them covers
+ * all, and all see the same data.
+ */
+static int
+qcow2_plugin_can_multi_conn (void *handle)
+{
+  return 1;
+}
+
+static int
+qcow2_plugin_can_fua (void *handle)
+{
+  return NBDKIT_FUA_NATIVE;
+}
+
+static int
+qcow2_plugin_can_flush (void *handle)
+{
+  return 1;
+}
+
+static int
+qcow2_plugin_can_extents (void *handle)
+{
+  return 1;
+}
+
+static int
+qcow2_plugin_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
+                    uint32_t flags)
+{
+  return qcow2_pread (img, buf, count, offset);
+}
+
+static unsigned
+fua_of (uint32_t flags)
+{
+  return flags & NBDKIT_FLAG_FUA ? QCOW2_FUA : 0;
+}
+
+static int
+qcow2_plugin_pwrite (void *handle, const void *buf, uint32_t count,
+                     uint64_t offset, uint32_t flags)
+{
+  return qcow2_pwrite (img, buf, count, offset, fua_of (flags));
+}
+
+static int
+qcow2_plugin_zero (void *handle, uint32_t count, uint64_t offset,
+                   uint32_t flags)
+{
+  unsigned f = fua_of (flags);
+
+  if (flags & NBDKIT_FLAG_MAY_TRIM)
+    f |= QCOW2_MAY_TRIM;
+  return qcow2_zero (img, count, offset, f);
+}
+
+static int
+qcow2_plugin_trim (void *handle, uint32_t count, uint64_t offset,
+                   uint32_t flags)
+{
+  return qcow2_trim (img, count, offset, fua_of (flags));
+}
+
+static int
+qcow2_plugin_flush (void *handle, uint32_t flags)
+{
+  return qcow2_flush (img);
+}
+
+static int
+add_extent (void *opaque, uint64_t offset, uint64_t length, uint32_t type)
+{
+  return nbdkit_add_extent (opaque, offset, length, type);
+}
+
+static int
+qcow2_plugin_extents (void *handle, uint32_t count, uint64_t offset,
+                      uint32_t flags, struct nbdkit_extents *extents)
+{
+  return qcow2_extents (img, count, offset, flags & NBDKIT_FLAG_REQ_ONE,
+                        add_extent, extents);
+}
+
+#define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
+
+static struct nbdkit_plugin plugin = {
+  .name = "qcow2",
+  .longname = "nbdkit qcow2 plugin",
+  .version = PACKAGE_VERSION,
+  .load = qcow2_plugin_load,
+  .unload = qcow2_plugin_unload,
+  .config = qcow2_plugin_config,
+  .config_complete = qcow2_plugin_config_complete,
+  .config_help = qcow2_plugin_config_help,
+  .magic_config_key = "file",
+  .dump_plugin = qcow2_plugin_dump_plugin,
+  .get_ready = qcow2_plugin_get_ready,
+  .cleanup = qcow2_plugin_cleanup,
+  .open = qcow2_plugin_open,
+  .get_size = qcow2_plugin_get_size,
+  .export_description = qcow2_plugin_export_description,
+  .block_size = qcow2_plugin_block_size,
+  .can_write = qcow2_plugin_can_write,
+  .can_multi_conn = qcow2_plugin_can_multi_conn,
+  .can_fua = qcow2_plugin_can_fua,
+  .can_flush = qcow2_plugin_can_flush,
+  .can_trim = qcow2_plugin_can_write,
+  .can_zero = qcow2_plugin_can_write,
+  .can_extents = qcow2_plugin_can_extents,
+  .pread = qcow2_plugin_pread,
+  .pwrite = qcow2_plugin_pwrite,
+  .zero = qcow2_plugin_zero,
+  .trim = qcow2_plugin_trim,
+  .flush = qcow2_plugin_flush,
+  .extents = qcow2_plugin_extents,
+  .errno_is_preserved = 1,
+};
+
+NBDKIT_REGISTER_PLUGIN (plugin)
