@@ -1,0 +1,182 @@
+#!/usr/bin/env bats
+# Reading qcow2 images made by QEMU: v2 and v3, cluster sizes 512 B to
+# 2 MiB, several refcount widths, virtual sizes that are not a multiple
+# of the cluster size, data, zero clusters (both forms), discards and
+# holes.  The oracle is QEMU: the bytes must equal `qemu-img convert -O
+# raw`, and the block status map must equal qemu-nbd's.
+
+load "${FUNCTIONS_SH:-$BATS_TEST_DIRNAME/functions.sh}"
+
+setup ()
+{
+    requires qemu-img qemu-io qemu-nbd nbdinfo nbdcopy
+    img=$BATS_TEST_TMPDIR/test.qcow2
+}
+
+# check_image IMG: serve IMG with our plugin (read-only) and compare
+# it with QEMU's view of the same file.
+check_image ()
+{
+    local img=$1 ours=$BATS_TEST_TMPDIR/ours.raw ref=$BATS_TEST_TMPDIR/ref.raw
+
+    start_nbdkit -r "$QCOW2_PLUGIN" file="$img"
+    start_qemu_nbd "$img"
+
+    [ "$(nbdinfo --size "$uri")" -eq "$(nbdinfo --size "$qemu_uri")" ]
+
+    copy_export "$uri" "$ours"
+    qemu-img convert -f qcow2 -O raw "$img" "$ref"
+    cmp "$ours" "$ref"
+
+    map_of "$uri" > "$BATS_TEST_TMPDIR/map.ours"
+    map_of "$qemu_uri" > "$BATS_TEST_TMPDIR/map.qemu"
+    diff -u "$BATS_TEST_TMPDIR/map.qemu" "$BATS_TEST_TMPDIR/map.ours"
+}
+
+# image_size CLUSTER: room for 20 clusters and at least 4 MiB, plus half
+# a cluster (or 1.5 KiB for 512-byte clusters) so the last cluster is
+# partial wherever the cluster size allows.
+image_size ()
+{
+    local c=$1 size=$((20 * $1))
+    ((size < 4 * 1024 * 1024)) && size=$((4 * 1024 * 1024))
+    if ((c > 512)); then echo $((size + c / 2)); else echo $((size + 1536)); fi
+}
+
+# write_scenario IMG CLUSTER SIZE: the same mix of qemu-io operations at
+# every cluster size.  Each line is one kind of L2 entry or one layout.
+write_scenario ()
+{
+    local img=$1 c=$2 size=$3
+    local l2_span=$((c * c / 8))     # guest bytes covered by one L2 table
+    local cmds=(
+        # data over one and a half clusters: a partly written cluster
+        -c "write -P 0x11 0 $((c + c / 2))"
+        # two clusters written together: contiguous on the host
+        -c "write -P 0x22 $((3 * c)) $((2 * c))"
+        # zeroes over half of an allocated cluster: stays data
+        -c "write -z $((3 * c + c / 4)) $((c / 2))"
+        # zeroes over unallocated clusters: zero clusters without data
+        -c "write -z $((6 * c)) $((2 * c))"
+        # data then zeroes, no unmap: zero cluster keeping its offset
+        -c "write -P 0x33 $((8 * c)) $c"
+        -c "write -z $((8 * c)) $c"
+        # data then zeroes with unmap allowed
+        -c "write -P 0x44 $((9 * c)) $c"
+        -c "write -z -u $((9 * c)) $c"
+        # data then discard
+        -c "write -P 0x55 $((10 * c)) $((2 * c))"
+        -c "discard $((10 * c)) $c"
+        # clusters written in reverse order: not contiguous on the host
+        -c "write -P 0x66 $((15 * c)) $c"
+        -c "write -P 0x67 $((14 * c)) $c"
+        # data written as zero bytes is still data
+        -c "write -P 0 $((16 * c)) $c"
+        # the last, partial cluster
+        -c "write -P 0x77 $((size - 1024)) 1024"
+        # a cluster allocated after the tail: host order != guest order
+        -c "write -P 0x88 $((12 * c)) 512"
+    )
+    # A run across an L2 table boundary, where the image has one.
+    if ((2 * l2_span < size)); then
+        cmds+=(-c "write -P 0x99 $((l2_span - c)) $((2 * c))")
+    fi
+    qemu-io -f qcow2 "${cmds[@]}" "$img" >/dev/null
+}
+
+# matrix COMPAT CLUSTER REFCOUNT_BITS
+matrix ()
+{
+    local compat=$1 c=$2 rb=$3 size
+    size=$(image_size "$c")
+    qemu-img create -q -f qcow2 \
+        -o compat="$compat",cluster_size="$c",refcount_bits="$rb" \
+        "$img" "$size"
+    write_scenario "$img" "$c" "$size"
+    qemu-img check -q "$img"
+    check_image "$img"
+}
+
+@test "read matrix: v2, 512 B clusters"          { matrix 0.10 512 16; }
+@test "read matrix: v2, 4 KiB clusters"          { matrix 0.10 4096 16; }
+@test "read matrix: v2, 64 KiB clusters"         { matrix 0.10 65536 16; }
+@test "read matrix: v2, 2 MiB clusters"          { matrix 0.10 2097152 16; }
+@test "read matrix: v3, 512 B clusters, 1-bit refcounts"   { matrix 1.1 512 1; }
+@test "read matrix: v3, 512 B clusters, 32-bit refcounts"  { matrix 1.1 512 32; }
+@test "read matrix: v3, 4 KiB clusters, 64-bit refcounts"  { matrix 1.1 4096 64; }
+@test "read matrix: v3, 4 KiB clusters, 4-bit refcounts"   { matrix 1.1 4096 4; }
+@test "read matrix: v3, 64 KiB clusters, 16-bit refcounts" { matrix 1.1 65536 16; }
+@test "read matrix: v3, 64 KiB clusters, 2-bit refcounts"  { matrix 1.1 65536 2; }
+@test "read matrix: v3, 2 MiB clusters, 8-bit refcounts"   { matrix 1.1 2097152 8; }
+@test "read matrix: v3, 2 MiB clusters, 64-bit refcounts"  { matrix 1.1 2097152 64; }
+
+# A raw file with data, zero runs and holes, converted by qemu-img
+# (which leaves zero runs unallocated).
+converted ()
+{
+    local compat=$1 c=$2 raw=$BATS_TEST_TMPDIR/src.raw
+    truncate -s $((5 * 1024 * 1024 + 3 * 512)) "$raw"
+    qemu-io -f raw \
+        -c "write -P 0xa5 0 300k" \
+        -c "write -P 0 300k 200k" \
+        -c "write -P 0x5a 1M 1536" \
+        -c "write -P 0x3c 3M 1M" \
+        -c "write -P 0xc3 $((5 * 1024 * 1024)) 1536" \
+        "$raw" >/dev/null
+    qemu-img convert -f raw -O qcow2 -o compat="$compat",cluster_size="$c" \
+        "$raw" "$img"
+    check_image "$img"
+    # And the guest view is the raw file itself.
+    cmp "$BATS_TEST_TMPDIR/ours.raw" "$raw"
+}
+
+@test "read: qemu-img convert, v2, 512 B clusters"   { converted 0.10 512; }
+@test "read: qemu-img convert, v3, 4 KiB clusters"   { converted 1.1 4096; }
+@test "read: qemu-img convert, v3, 64 KiB clusters"  { converted 1.1 65536; }
+@test "read: qemu-img convert, v2, 2 MiB clusters"   { converted 0.10 2097152; }
+
+@test "read: empty image from qemu-img create" {
+    qemu-img create -q -f qcow2 "$img" 3M
+    check_image "$img"
+}
+
+@test "read: qemu-img create with preallocation=falloc" {
+    qemu-img create -q -f qcow2 -o preallocation=falloc "$img" 3M
+    qemu-io -f qcow2 -c "write -P 1 64k 64k" -c "write -z 1M 64k" \
+        -c "write -z -u 2M 64k" "$img" >/dev/null
+    check_image "$img"
+}
+
+@test "read: an image bigger than one L1 entry's span (sparse, 1 GiB, 512 B clusters)" {
+    # 512 B clusters: one L2 table maps 32 KiB, so 1 GiB needs 32768 L1
+    # entries; only a few clusters are written.
+    qemu-img create -q -f qcow2 -o cluster_size=512 "$img" 1G
+    qemu-io -f qcow2 -c "write -P 1 0 4k" -c "write -P 2 512M 4k" \
+        -c "write -P 3 $((1024 * 1024 * 1024 - 512)) 512" "$img" >/dev/null
+    start_nbdkit -r "$QCOW2_PLUGIN" file="$img"
+    start_qemu_nbd "$img"
+    diff -u <(map_of "$qemu_uri") <(map_of "$uri")
+    for off in 0 $((512 * 1024 * 1024)) $((1024 * 1024 * 1024 - 4096)); do
+        cmp <(nbd_pread "$uri" $off 4096) <(nbd_pread "$qemu_uri" $off 4096)
+    done
+}
+
+@test "read: small l2-cache-size gives the same bytes" {
+    c=512
+    size=$(image_size $c)
+    qemu-img create -q -f qcow2 -o cluster_size=$c "$img" "$size"
+    write_scenario "$img" $c "$size"
+    qemu-img convert -f qcow2 -O raw "$img" "$BATS_TEST_TMPDIR/ref.raw"
+    # 64 KiB of cache holds 128 L2 tables of 512 B: fewer than the image has.
+    start_nbdkit -r "$QCOW2_PLUGIN" file="$img" l2-cache-size=64K
+    copy_export "$uri" "$BATS_TEST_TMPDIR/ours.raw"
+    cmp "$BATS_TEST_TMPDIR/ours.raw" "$BATS_TEST_TMPDIR/ref.raw"
+}
+
+@test "read: magic parameter, nbdkit ./qcow2.so IMAGE" {
+    qemu-img create -q -f qcow2 "$img" 1M
+    qemu-io -f qcow2 -c "write -P 7 0 512" "$img" >/dev/null
+    start_nbdkit -r "$QCOW2_PLUGIN" "$img"
+    [ "$(nbdinfo --size "$uri")" -eq 1048576 ]
+    cmp <(nbd_pread "$uri" 0 512) <(head -c 512 /dev/zero | tr '\0' '\7')
+}
