@@ -48,7 +48,7 @@ l1_entry_l2_offset (struct qcow2_image *img, uint32_t index)
 }
 
 static int
-decode_entry (struct qcow2_image *img, const struct l2_table *t,
+decode_entry (struct qcow2_image *img, const struct meta_table *t,
               uint64_t index, struct entry *d)
 {
   const unsigned char *p = t->data + index * img->l2_entry_size;
@@ -131,7 +131,7 @@ cluster_map (struct qcow2_image *img, uint64_t offset, uint64_t max_len,
   const uint64_t granule = UINT64_C (1) << img->subcluster_bits;
   const unsigned sc_per_cluster = 1u << (img->cluster_bits - img->subcluster_bits);
   uint64_t table_end = (l1_index + 1) << table_shift;
-  struct l2_table *t;
+  struct meta_table *t;
   struct entry d;
   uint64_t index, pos, expect_host = 0;
   unsigned sc;
@@ -146,7 +146,7 @@ cluster_map (struct qcow2_image *img, uint64_t offset, uint64_t max_len,
   if (l2_offset <= 0)
     return l2_offset;           /* -1 error, or 0: no L2 table */
 
-  if (l2_cache_get (img->l2_cache, img->file, l2_offset, &t) == -1)
+  if (meta_cache_get (img->l2_cache, img->file, l2_offset, &t) == -1)
     return -1;
 
   index = (offset >> img->cluster_bits) & (l2_entries_per_table (img) - 1);
@@ -158,7 +158,7 @@ cluster_map (struct qcow2_image *img, uint64_t offset, uint64_t max_len,
     m->descriptor = d.raw;
     m->cluster_offset = ROUND_DOWN (offset, img->cluster_size);
     m->length = MIN (max_len, m->cluster_offset + img->cluster_size - offset);
-    l2_cache_put (img->l2_cache, t);
+    meta_cache_put (img->l2_cache, t);
     return 0;
   }
   if (m->kind == MAP_DATA) {
@@ -184,10 +184,10 @@ cluster_map (struct qcow2_image *img, uint64_t offset, uint64_t max_len,
     pos += granule;
   }
   m->length = MIN (pos, offset + max_len) - offset;
-  l2_cache_put (img->l2_cache, t);
+  meta_cache_put (img->l2_cache, t);
   return 0;
 
  err:
-  l2_cache_put (img->l2_cache, t);
+  meta_cache_put (img->l2_cache, t);
   return -1;
 }

@@ -167,9 +167,9 @@ qcow2_open (const struct qcow2_options *opts, struct qcow2_image **img_ret)
   set_geometry (img);
   if (load_l1 (img, img->hdr.l1_table_offset, img->hdr.l1_size) == -1)
     goto fail;
-  img->l2_cache = l2_cache_create (img->cluster_size,
-                                   opts->l2_cache_size ? opts->l2_cache_size
-                                   : DEFAULT_L2_CACHE_SIZE);
+  img->l2_cache = meta_cache_create (img->cluster_size,
+                                     opts->l2_cache_size ? opts->l2_cache_size
+                                     : DEFAULT_L2_CACHE_SIZE);
   if (img->l2_cache == NULL)
     goto fail;
   describe (img);
@@ -195,7 +195,7 @@ qcow2_close (struct qcow2_image *img)
     io_close (img->backing->raw);
     free (img->backing);
   }
-  l2_cache_destroy (img->l2_cache);
+  meta_cache_destroy (img->l2_cache);
   if (img->data != img->file)
     io_close (img->data);
   io_close (img->file);

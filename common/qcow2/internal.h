@@ -10,7 +10,7 @@
 #include "qcow2.h"
 
 struct io;
-struct l2_cache;
+struct meta_cache;
 
 /* The header after validation (header.c).  Only fields that passed
  * every check in header_parse are stored here.
@@ -86,8 +86,13 @@ struct qcow2_image {
   uint64_t *l1;
   uint32_t l1_size;
 
-  struct l2_cache *l2_cache;
+  struct meta_cache *l2_cache;
   struct backing *backing;      /* NULL: unallocated reads as zeroes */
+
+  /* Write state (refcount.c, write.c, writeback.c), all guarded by
+   * meta_lock held exclusively.
+   */
+  struct write_state *w;        /* NULL until qcow2_prepare_write */
 
   /* Readers hold it shared while they look at L1/L2; metadata updates
    * hold it exclusively.  Data I/O runs outside it.
@@ -105,20 +110,30 @@ extern int header_parse (struct io *file, uint64_t file_size,
                          struct qcow2_header *h);
 extern void header_free (struct qcow2_header *h);
 
-/* l2-cache.c: a bounded cache of whole L2 tables, raw on-disk bytes. */
-struct l2_table {
+/* meta-cache.c: bounded caches of cluster-sized metadata tables (L2
+ * tables, refcount blocks), raw on-disk bytes.
+ */
+struct meta_table {
   uint64_t offset;              /* host offset of the table */
-  unsigned char *data;          /* table_bytes bytes, big-endian entries */
+  unsigned char *data;          /* one cluster, big-endian entries */
 };
-extern struct l2_cache *l2_cache_create (uint64_t table_bytes,
-                                         uint64_t max_bytes);
-extern void l2_cache_destroy (struct l2_cache *c);
+extern struct meta_cache *meta_cache_create (uint64_t table_bytes,
+                                             uint64_t max_bytes);
+extern void meta_cache_destroy (struct meta_cache *c);
 /* Pin the table at offset, loading it from file on a miss. */
-extern int l2_cache_get (struct l2_cache *c, struct io *file,
-                         uint64_t offset, struct l2_table **t);
-extern void l2_cache_put (struct l2_cache *c, struct l2_table *t);
+extern int meta_cache_get (struct meta_cache *c, struct io *file,
+                           uint64_t offset, struct meta_table **t);
+/* Pin a new, zeroed, dirty table for a freshly allocated cluster. */
+extern int meta_cache_get_new (struct meta_cache *c, uint64_t offset,
+                               struct meta_table **t);
+extern void meta_cache_put (struct meta_cache *c, struct meta_table *t);
+extern void meta_cache_mark_dirty (struct meta_cache *c, struct meta_table *t);
+extern size_t meta_cache_nr_dirty (struct meta_cache *c);
+extern bool meta_cache_over_budget (struct meta_cache *c);
+/* Write every dirty table back to file (no sync). */
+extern int meta_cache_writeback (struct meta_cache *c, struct io *file);
 /* Forget a table (it was freed or moved). */
-extern void l2_cache_drop (struct l2_cache *c, uint64_t offset);
+extern void meta_cache_drop (struct meta_cache *c, uint64_t offset);
 
 /* cluster-map.c */
 extern int cluster_map (struct qcow2_image *img, uint64_t offset,

@@ -1,0 +1,330 @@
+/* A bounded cache of cluster-sized metadata tables: L2 tables and
+ * refcount blocks each get one.
+ *
+ * Tables are kept whole, as the raw big-endian bytes from disk.  A
+ * caller pins a table with meta_cache_get and releases it with
+ * meta_cache_put.  Only clean, unpinned tables are evicted, least
+ * recently used first; if there are none the cache grows past its bound
+ * for a moment rather than block, and the writer who dirtied the tables
+ * writes them back (meta_cache_writeback) in the order crash safety
+ * needs (see write.c).  Loading happens outside the cache lock, so
+ * misses on different tables proceed in parallel; if two threads load
+ * the same table, the second copy is discarded.
+ *
+ * Table contents are read under the image's metadata lock held shared
+ * and changed only with it held exclusively.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "diag.h"
+#include "internal.h"
+#include "io.h"
+
+struct slot {
+  struct meta_table table;      /* first, so a table pointer is a slot */
+  struct slot *hash_next;
+  unsigned pins;
+  uint64_t last_use;
+  bool dirty;
+  bool dropped;                 /* unlinked while pinned: free on last put */
+};
+
+struct meta_cache {
+  pthread_mutex_t lock;
+  uint64_t table_bytes;
+  size_t max_slots;
+  size_t nr_slots;
+  size_t nr_dirty;
+  uint64_t clock;
+  struct slot **buckets;
+  size_t nr_buckets;            /* a power of two */
+};
+
+static size_t
+bucket_of (const struct meta_cache *c, uint64_t offset)
+{
+  /* Table offsets are cluster-aligned: mix the high bits down. */
+  uint64_t h = offset * UINT64_C (0x9e3779b97f4a7c15);
+
+  return (h >> 32) & (c->nr_buckets - 1);
+}
+
+struct meta_cache *
+meta_cache_create (uint64_t table_bytes, uint64_t max_bytes)
+{
+  struct meta_cache *c = calloc (1, sizeof *c);
+  size_t max_slots = max_bytes / table_bytes;
+
+  if (max_slots < 4)
+    max_slots = 4;
+  if (c == NULL)
+    goto nomem;
+  c->table_bytes = table_bytes;
+  c->max_slots = max_slots;
+  c->nr_buckets = 16;
+  while (c->nr_buckets < max_slots)
+    c->nr_buckets <<= 1;
+  c->buckets = calloc (c->nr_buckets, sizeof *c->buckets);
+  if (c->buckets == NULL)
+    goto nomem;
+  pthread_mutex_init (&c->lock, NULL);
+  return c;
+
+ nomem:
+  diag_error ("calloc: %m");
+  if (c)
+    free (c->buckets);
+  free (c);
+  errno = ENOMEM;
+  return NULL;
+}
+
+static void
+free_slot (struct slot *s)
+{
+  free (s->table.data);
+  free (s);
+}
+
+void
+meta_cache_destroy (struct meta_cache *c)
+{
+  if (c == NULL)
+    return;
+  for (size_t i = 0; i < c->nr_buckets; i++) {
+    struct slot *s = c->buckets[i], *next;
+    for (; s; s = next) {
+      next = s->hash_next;
+      free_slot (s);
+    }
+  }
+  pthread_mutex_destroy (&c->lock);
+  free (c->buckets);
+  free (c);
+}
+
+static struct slot *
+find (struct meta_cache *c, uint64_t offset)
+{
+  struct slot *s;
+
+  for (s = c->buckets[bucket_of (c, offset)]; s; s = s->hash_next)
+    if (s->table.offset == offset)
+      return s;
+  return NULL;
+}
+
+static void
+unlink_slot (struct meta_cache *c, struct slot *victim)
+{
+  struct slot **pp = &c->buckets[bucket_of (c, victim->table.offset)];
+
+  while (*pp != victim)
+    pp = &(*pp)->hash_next;
+  *pp = victim->hash_next;
+  c->nr_slots--;
+  if (victim->dirty)
+    c->nr_dirty--;
+}
+
+/* Evict the least recently used clean unpinned table, if any.  O(n) in
+ * the number of slots, but only on a miss with a full cache, where a
+ * disk read is about to happen anyway.
+ */
+static void
+evict_one (struct meta_cache *c)
+{
+  struct slot *victim = NULL;
+
+  for (size_t i = 0; i < c->nr_buckets; i++)
+    for (struct slot *s = c->buckets[i]; s; s = s->hash_next)
+      if (s->pins == 0 && !s->dirty &&
+          (victim == NULL || s->last_use < victim->last_use))
+        victim = s;
+  if (victim) {
+    unlink_slot (c, victim);
+    free_slot (victim);
+  }
+}
+
+static void
+insert (struct meta_cache *c, struct slot *s)
+{
+  size_t b = bucket_of (c, s->table.offset);
+
+  if (c->nr_slots >= c->max_slots)
+    evict_one (c);
+  s->hash_next = c->buckets[b];
+  c->buckets[b] = s;
+  c->nr_slots++;
+  s->pins = 1;
+  s->last_use = ++c->clock;
+}
+
+static struct slot *
+pin_existing (struct meta_cache *c, uint64_t offset)
+{
+  struct slot *s = find (c, offset);
+
+  if (s) {
+    s->pins++;
+    s->last_use = ++c->clock;
+  }
+  return s;
+}
+
+static struct slot *
+new_slot (struct meta_cache *c, uint64_t offset)
+{
+  struct slot *s = calloc (1, sizeof *s);
+
+  if (s == NULL || (s->table.data = malloc (c->table_bytes)) == NULL) {
+    diag_error ("malloc: %m");
+    free (s);
+    errno = ENOMEM;
+    return NULL;
+  }
+  s->table.offset = offset;
+  return s;
+}
+
+int
+meta_cache_get (struct meta_cache *c, struct io *file, uint64_t offset,
+                struct meta_table **t)
+{
+  struct slot *s, *loaded;
+
+  {
+    SCOPED_LOCK (&c->lock);
+    s = pin_existing (c, offset);
+  }
+  if (s) {
+    *t = &s->table;
+    return 0;
+  }
+
+  loaded = new_slot (c, offset);
+  if (loaded == NULL)
+    return -1;
+  if (io_pread (file, loaded->table.data, c->table_bytes, offset) == -1) {
+    free_slot (loaded);
+    return -1;
+  }
+
+  SCOPED_LOCK (&c->lock);
+  s = pin_existing (c, offset);
+  if (s)
+    free_slot (loaded);         /* another thread won the race */
+  else {
+    s = loaded;
+    insert (c, s);
+  }
+  *t = &s->table;
+  return 0;
+}
+
+int
+meta_cache_get_new (struct meta_cache *c, uint64_t offset,
+                    struct meta_table **t)
+{
+  struct slot *s = new_slot (c, offset);
+
+  if (s == NULL)
+    return -1;
+  memset (s->table.data, 0, c->table_bytes);
+
+  SCOPED_LOCK (&c->lock);
+  {
+    struct slot *old = find (c, offset);
+    if (old) {                  /* a stale copy of a freed table */
+      unlink_slot (c, old);
+      if (old->pins == 0)
+        free_slot (old);
+      else
+        old->dropped = true;
+    }
+  }
+  insert (c, s);
+  s->dirty = true;
+  c->nr_dirty++;
+  *t = &s->table;
+  return 0;
+}
+
+void
+meta_cache_put (struct meta_cache *c, struct meta_table *t)
+{
+  struct slot *s = (struct slot *) t;
+
+  SCOPED_LOCK (&c->lock);
+  if (--s->pins == 0 && s->dropped)
+    free_slot (s);
+}
+
+void
+meta_cache_mark_dirty (struct meta_cache *c, struct meta_table *t)
+{
+  struct slot *s = (struct slot *) t;
+
+  SCOPED_LOCK (&c->lock);
+  if (!s->dirty) {
+    s->dirty = true;
+    c->nr_dirty++;
+  }
+}
+
+size_t
+meta_cache_nr_dirty (struct meta_cache *c)
+{
+  SCOPED_LOCK (&c->lock);
+  return c->nr_dirty;
+}
+
+bool
+meta_cache_over_budget (struct meta_cache *c)
+{
+  SCOPED_LOCK (&c->lock);
+  return c->nr_dirty > c->max_slots / 2;
+}
+
+/* Write every dirty table.  The caller holds the metadata lock
+ * exclusively, so no table changes underneath; tables stay cached.
+ */
+int
+meta_cache_writeback (struct meta_cache *c, struct io *file)
+{
+  for (size_t i = 0; i < c->nr_buckets; i++) {
+    for (struct slot *s = c->buckets[i]; s; s = s->hash_next) {
+      if (!s->dirty)
+        continue;
+      if (io_pwrite (file, s->table.data, c->table_bytes, s->table.offset) == -1)
+        return -1;
+      pthread_mutex_lock (&c->lock);
+      s->dirty = false;
+      c->nr_dirty--;
+      pthread_mutex_unlock (&c->lock);
+    }
+  }
+  return 0;
+}
+
+void
+meta_cache_drop (struct meta_cache *c, uint64_t offset)
+{
+  struct slot *s;
+
+  SCOPED_LOCK (&c->lock);
+  s = find (c, offset);
+  if (s == NULL)
+    return;
+  unlink_slot (c, s);
+  if (s->pins == 0)
+    free_slot (s);
+  else
+    s->dropped = true;
+}
