@@ -348,6 +348,13 @@ header_parse (struct io *file, uint64_t file_size, struct qcow2_header *h)
     return -1;
   }
   decode_fixed_fields (fixed, h);
+  /* Otherwise the missing bytes would read as header_length 0. */
+  if (h->version == 3 && file_size < HDR_V3_MIN_LENGTH) {
+    diag_error ("%s: file is too short (%" PRIu64 " bytes) for a version 3 "
+                "qcow2 header", file->name, file_size);
+    errno = EINVAL;
+    return -1;
+  }
   if (check_version_and_geometry (h) == -1)
     return -1;
   if (h->version >= 3 && file_size < h->header_length)

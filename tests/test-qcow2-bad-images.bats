@@ -1,0 +1,166 @@
+#!/usr/bin/env bats
+# Hostile images: good images made by qemu-img with one field spoiled by
+# tests/make-bad-images.py.  A bad header must stop nbdkit at start-up
+# with one message naming the field; a bad L1 or L2 entry must fail the
+# reads that need it with EIO and a message, while the rest of the image
+# still reads and the server stays up.  Never a crash, a hang or a
+# sanitizer report (teardown checks those).
+
+load "${FUNCTIONS_SH:-$BATS_TEST_DIRNAME/functions.sh}"
+
+setup_file ()
+{
+    local d=$BATS_FILE_TMPDIR
+    export GOOD_V3=$d/good-v3.qcow2 GOOD_EXTL2=$d/good-extl2.qcow2
+    export GOOD_V2=$d/good-v2.qcow2 BAD=$d/bad
+
+    # The layout make-bad-images.py expects (see its header).
+    qemu-img create -q -f qcow2 -o cluster_size=4096 "$GOOD_V3" 8M
+    qemu-io -f qcow2 -c "write -P 0x11 0 8k" -c "write -P 0x22 64k 4k" \
+        -c "write -P 0x33 2M 8k" -c "write -P 0x44 4M 4k" "$GOOD_V3" >/dev/null
+    qemu-img create -q -f qcow2 -o cluster_size=65536,extended_l2=on \
+        "$GOOD_EXTL2" 8M
+    qemu-io -f qcow2 -c "write -P 0x55 0 128k" "$GOOD_EXTL2" >/dev/null
+    qemu-img create -q -f qcow2 -o compat=0.10,cluster_size=4096 "$GOOD_V2" 8M
+    qemu-io -f qcow2 -c "write -P 0x66 0 64k" "$GOOD_V2" >/dev/null
+
+    qemu-img convert -O raw "$GOOD_V3" "$d/good-v3.raw"
+    qemu-img convert -O raw "$GOOD_EXTL2" "$d/good-extl2.raw"
+
+    /usr/bin/python3 "$TESTS_SRCDIR/make-bad-images.py" \
+        "$GOOD_V3" "$GOOD_EXTL2" "$GOOD_V2" "$BAD" >"$d/bad-images.list"
+}
+
+# refused_at_open NAME REGEX: nbdkit, read-only and read-write, exits
+# non-zero at start-up (not by a signal, not by the timeout) with an
+# error matching REGEX, and leaves the file as it was.
+refused_at_open ()
+{
+    local img=$BAD/$1.qcow2 regex=$2 mode
+    cp "$img" "$BATS_TEST_TMPDIR/orig"
+    for mode in -r ""; do
+        # shellcheck disable=SC2086
+        run run_nbdkit_startup $mode "$QCOW2_PLUGIN" file="$img"
+        echo "nbdkit ${mode:-(read-write)}: exit status $status, output:"
+        echo "$output"
+        [ "$status" -ne 0 ]
+        [ "$status" -ne 124 ]          # still running after 60 s
+        [ "$status" -lt 128 ]          # killed by a signal
+        grep -Eq -- "$regex" <<<"$output"
+        ! grep -Eq 'Sanitizer|runtime error' <<<"$output"
+    done
+    cmp "$img" "$BATS_TEST_TMPDIR/orig"
+}
+
+# read_fails NAME BAD_OFFSET GOOD_OFFSET GOOD_RAW REGEX: the server
+# starts; reading 4 KiB at BAD_OFFSET fails (twice: nothing bad is
+# cached), and so does block status over it; the error is logged; 4 KiB
+# at GOOD_OFFSET still reads as in GOOD_RAW; the server is still up.
+read_fails ()
+{
+    local img=$BAD/$1.qcow2 bad=$2 good=$3 good_raw=$4 regex=$5
+    start_nbdkit -r "$QCOW2_PLUGIN" file="$img"
+
+    run nbd_pread "$uri" "$bad" 4096
+    echo "first read: status $status"
+    [ "$status" -ne 0 ] && [ "$status" -ne 124 ]
+    [[ "$output" == *"Input/output error"* ]]
+    run nbd_pread "$uri" "$bad" 4096
+    [ "$status" -ne 0 ] && [ "$status" -ne 124 ]
+
+    run timeout 60 nbdinfo --map "$uri"
+    echo "map: status $status"
+    [ "$status" -ne 0 ] && [ "$status" -ne 124 ]
+
+    echo "nbdkit log:"; cat "$nbdkit_log"
+    grep -Eq -- "$regex" "$nbdkit_log"
+
+    cmp <(nbd_pread "$uri" "$good" 4096) \
+        <(dd if="$good_raw" bs=4096 skip=$((good / 4096)) count=1 status=none)
+    server_alive "$nbdkit_pid"
+}
+
+# The bad images differ from these in one field only.
+@test "bad images: the good originals open and read like qemu" {
+    for img in "$GOOD_V3" "$GOOD_EXTL2" "$GOOD_V2"; do
+        start_nbdkit -r "$QCOW2_PLUGIN" file="$img"
+        copy_export "$uri" "$BATS_TEST_TMPDIR/ours"
+        qemu-img convert -O raw "$img" "$BATS_TEST_TMPDIR/ref"
+        cmp "$BATS_TEST_TMPDIR/ours" "$BATS_TEST_TMPDIR/ref"
+    done
+}
+
+@test "bad images: every crafted image has a test here" {
+    [ "$(wc -l < "$BATS_FILE_TMPDIR/bad-images.list")" -ge 20 ]
+    while read -r name; do
+        grep -Eq "^@test .*\{ *(refused_at_open|read_fails[a-z0-9_]*) $name " \
+             "$BATS_TEST_FILENAME" || { echo "no test for $name"; false; }
+    done < "$BATS_FILE_TMPDIR/bad-images.list"
+}
+
+# --- the header ---
+@test "bad header: magic" { refused_at_open magic 'bad magic'; }
+@test "bad header: version 1" { refused_at_open version-1 'version 1 is not supported'; }
+@test "bad header: version 4" { refused_at_open version-4 'version 4 is not supported'; }
+@test "bad header: cluster_bits 8" { refused_at_open cluster-bits-8 'cluster_bits 8 is out of range'; }
+@test "bad header: cluster_bits 22" { refused_at_open cluster-bits-22 'cluster_bits 22 is out of range'; }
+@test "bad header: cluster_bits 2^32-1" { refused_at_open cluster-bits-huge 'cluster_bits 4294967295 is out of range'; }
+@test "bad header: header_length 96 < 104" { refused_at_open header-length-96 'header_length 96 is invalid'; }
+@test "bad header: header_length 108 not a multiple of 8" { refused_at_open header-length-108 'header_length 108 is invalid'; }
+@test "bad header: header_length beyond the first cluster" { refused_at_open header-length-past-cluster 'header_length 4104 is larger than a cluster'; }
+@test "bad header: header_length 2^32-8" { refused_at_open header-length-huge 'header_length 4294967288 is larger than a cluster'; }
+@test "bad header: empty file" { refused_at_open empty-file 'too short'; }
+@test "bad header: file cut at 50 bytes" { refused_at_open truncated-header 'too short'; }
+@test "bad header: v3 file cut inside the header" { refused_at_open truncated-v3-header 'too short \(100 bytes\) for a version 3'; }
+@test "bad header: size near 2^64" { refused_at_open size-near-2-64 'L1 table is too small.*virtual size 18446744073709551104'; }
+@test "bad header: size 2^63" { refused_at_open size-2-63 'L1 table is too small.*virtual size 9223372036854775808'; }
+@test "bad header: l1_size 0" { refused_at_open l1-size-0 'L1 table is too small: l1_size 0'; }
+@test "bad header: l1_size too small for the size" { refused_at_open l1-size-too-small 'L1 table is too small: l1_size 3'; }
+@test "bad header: l1_size * 8 overflows 32 bits" { refused_at_open l1-size-times-8-overflows 'l1_size 536870912 is too large'; }
+@test "bad header: l1_size 2^32-1" { refused_at_open l1-size-max 'l1_size 4294967295 is too large'; }
+@test "bad header: L1 table running past the end of the file" { refused_at_open l1-size-past-eof 'L1 table .*beyond the end of the file'; }
+@test "bad header: l1_table_offset unaligned" { refused_at_open l1-offset-unaligned 'L1 table offset 0x[0-9a-f]+ is not aligned'; }
+@test "bad header: l1_table_offset past the end of the file" { refused_at_open l1-offset-past-eof 'L1 table .*beyond the end of the file'; }
+@test "bad header: l1_table_offset 0 (the header)" { refused_at_open l1-offset-0 'L1 table overlaps the header'; }
+@test "bad header: l1_table_offset + length overflows" { refused_at_open l1-offset-overflow 'L1 table .*beyond the end of the file'; }
+@test "bad header: refcount_table_offset unaligned" { refused_at_open refcount-table-offset-unaligned 'refcount table offset 0x[0-9a-f]+ is not aligned'; }
+@test "bad header: refcount_table_offset past the end of the file" { refused_at_open refcount-table-offset-past-eof 'refcount table .*beyond the end of the file'; }
+@test "bad header: refcount_table_clusters 0" { refused_at_open refcount-table-clusters-0 'refcount_table_clusters is 0'; }
+@test "bad header: refcount_table_clusters 2^32-1" { refused_at_open refcount-table-clusters-huge 'refcount table is too large \(4294967295 clusters\)'; }
+@test "bad header: refcount_order 7" { refused_at_open refcount-order-7 'refcount_order 7 is out of range'; }
+@test "bad header: nb_snapshots 2^32-1" { refused_at_open nb-snapshots-huge 'nb_snapshots 4294967295 is too large'; }
+@test "bad header: snapshots_offset unaligned" { refused_at_open snapshots-offset-unaligned 'snapshot table offset 0x[0-9a-f]+ is not aligned'; }
+@test "bad header: snapshots_offset past the end of the file" { refused_at_open snapshots-offset-past-eof 'snapshot table .*beyond the end of the file'; }
+@test "bad header: unknown incompatible feature bit 5" { refused_at_open incompatible-bit-5 'unsupported incompatible feature bit 5'; }
+@test "bad header: unknown incompatible feature bit 63" { refused_at_open incompatible-bit-63 'unsupported incompatible feature bit 63'; }
+@test "bad header: crypt_method 3" { refused_at_open crypt-method-3 'crypt_method 3 is unknown'; }
+@test "bad header: crypt_method 2 without the encryption header extension" { refused_at_open luks-without-header-extension 'encryption header extension is missing'; }
+@test "bad header: compression_type 2" { refused_at_open compression-type-2 'compression_type 2 is unknown'; }
+@test "bad header: compression_type 1 without its feature bit" { refused_at_open compression-type-without-bit 'compression_type 1 does not agree'; }
+@test "bad header: extended L2 with 4 KiB clusters" { refused_at_open extended-l2-small-clusters 'extended L2 entries need clusters of at least 16 KiB'; }
+@test "bad header: backing_file_size 1024" { refused_at_open backing-file-size-1024 'backing_file_size 1024 is too large'; }
+@test "bad header: backing file name beyond the first cluster" { refused_at_open backing-file-past-cluster 'backing file name .*not inside the header cluster'; }
+@test "bad header: extension length runs past the cluster" { refused_at_open header-extension-past-cluster 'header extension 0x12345678 .*runs past'; }
+@test "bad header: v2 extension length runs past the cluster" { refused_at_open header-extension-v2-past-cluster 'header extension 0x12345678 .*runs past'; }
+@test "bad header: encryption header extension of length 8" { refused_at_open crypto-extension-length-8 'encryption header extension has length 8'; }
+
+# --- L1 entries: guest 2 MiB is mapped by L1[1]; guest 0 stays readable ---
+read_fails_l1 () { read_fails "$1" $((2 * 1024 * 1024)) 0 "$BATS_FILE_TMPDIR/good-v3.raw" "$2"; }
+@test "bad L1 entry: reserved bit 0" { read_fails_l1 l1-entry-reserved-bit-0 'L1 entry 1 .*has reserved bits set'; }
+@test "bad L1 entry: reserved bit 56" { read_fails_l1 l1-entry-reserved-bit-56 'L1 entry 1 .*has reserved bits set'; }
+@test "bad L1 entry: L2 table offset unaligned" { read_fails_l1 l1-entry-unaligned 'L2 table offset 0x[0-9a-f]+ in L1 entry 1 is not cluster-aligned'; }
+@test "bad L1 entry: L2 table offset past the end of the file" { read_fails_l1 l1-entry-past-eof 'L2 table offset 0x[0-9a-f]+ in L1 entry 1 is beyond the end of the file'; }
+
+# --- L2 entries: guest 64 KiB is spoiled; guest 0 stays readable ---
+read_fails_l2 () { read_fails "$1" 65536 0 "$BATS_FILE_TMPDIR/good-v3.raw" "$2"; }
+@test "bad L2 entry: reserved bit 1" { read_fails_l2 l2-entry-reserved-bit-1 'L2 entry 0x[0-9a-f]+ at 0x[0-9a-f]+ has reserved bits set'; }
+@test "bad L2 entry: reserved bit 61" { read_fails_l2 l2-entry-reserved-bit-61 'L2 entry 0x[0-9a-f]+ at 0x[0-9a-f]+ has reserved bits set'; }
+@test "bad L2 entry: data offset unaligned" { read_fails_l2 l2-entry-unaligned 'data cluster offset 0x[0-9a-f]+ .*is not cluster-aligned'; }
+@test "bad L2 entry: data offset past the end of the file" { read_fails_l2 l2-entry-past-eof 'data cluster offset 0x[0-9a-f]+ .*is beyond the end of the file'; }
+@test "bad L2 entry: data offset at the end of the file" { read_fails_l2 l2-entry-at-eof 'data cluster offset 0x[0-9a-f]+ .*is beyond the end of the file'; }
+@test "bad L2 entry: compressed cluster that is not deflate data" { read_fails_l2 l2-entry-compressed-garbage '[Cc]ompress|[Ii]nflate|[Dd]eflate'; }
+
+# --- extended L2 subcluster bitmaps ---
+read_fails_extl2 () { read_fails "$1" "$2" 0 "$BATS_FILE_TMPDIR/good-extl2.raw" "$3"; }
+@test "bad extended L2 entry: subclusters both allocated and zero" { read_fails_extl2 extl2-alloc-and-zero 65536 'both allocated and zero'; }
+@test "bad extended L2 entry: allocated subclusters without a cluster" { read_fails_extl2 extl2-alloc-without-cluster 131072 'allocated subclusters but no cluster'; }
