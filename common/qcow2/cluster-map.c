@@ -18,15 +18,6 @@
 #include "minmax.h"
 #include "rounding.h"
 
-/* One decoded L2 entry. */
-struct entry {
-  enum map_kind kind;           /* for the whole cluster, before subclusters */
-  uint64_t host;                /* cluster's host offset (MAP_DATA, or ZERO with one) */
-  uint64_t raw;                 /* the first word as on disk */
-  uint32_t alloc_bits;          /* extended L2 only */
-  uint32_t zero_bits;
-};
-
 int64_t
 l1_entry_l2_offset (struct qcow2_image *img, uint32_t index)
 {
@@ -47,9 +38,9 @@ l1_entry_l2_offset (struct qcow2_image *img, uint32_t index)
   return off;
 }
 
-static int
-decode_entry (struct qcow2_image *img, const struct meta_table *t,
-              uint64_t index, struct entry *d)
+int
+l2_decode (struct qcow2_image *img, const struct meta_table *t,
+              uint64_t index, struct l2_entry *d)
 {
   const unsigned char *p = t->data + index * img->l2_entry_size;
   uint64_t e = load_be64 (p);
@@ -61,6 +52,7 @@ decode_entry (struct qcow2_image *img, const struct meta_table *t,
   d->alloc_bits = bitmap & SC_ALLOC_MASK;
   d->zero_bits = bitmap >> SC_ZERO_SHIFT;
   d->host = 0;
+  d->has_host = false;
 
   if (e & L2E_COMPRESSED) {
     if (bitmap)
@@ -88,6 +80,7 @@ decode_entry (struct qcow2_image *img, const struct meta_table *t,
                             "file", off, t->offset + index * img->l2_entry_size);
     d->host = off;
   }
+  d->has_host = has_cluster;
 
   if (img->extended_l2) {
     if (d->alloc_bits & d->zero_bits)
@@ -110,7 +103,7 @@ decode_entry (struct qcow2_image *img, const struct meta_table *t,
 
 /* The kind of subcluster sc of a decoded entry. */
 static enum map_kind
-subcluster_kind (const struct qcow2_image *img, const struct entry *d,
+subcluster_kind (const struct qcow2_image *img, const struct l2_entry *d,
                  unsigned sc)
 {
   if (!img->extended_l2 || d->kind == MAP_COMPRESSED)
@@ -132,10 +125,13 @@ cluster_map (struct qcow2_image *img, uint64_t offset, uint64_t max_len,
   const unsigned sc_per_cluster = 1u << (img->cluster_bits - img->subcluster_bits);
   uint64_t table_end = (l1_index + 1) << table_shift;
   struct meta_table *t;
-  struct entry d;
+  struct l2_entry d;
   uint64_t index, pos, expect_host = 0;
   unsigned sc;
   int64_t l2_offset;
+
+  if (img->qcow1)
+    return qcow1_cluster_map (img, offset, max_len, m);
 
   max_len = MIN (max_len, table_end - offset);
   m->length = max_len;
@@ -151,7 +147,7 @@ cluster_map (struct qcow2_image *img, uint64_t offset, uint64_t max_len,
 
   index = (offset >> img->cluster_bits) & (l2_entries_per_table (img) - 1);
   sc = (offset >> img->subcluster_bits) & (sc_per_cluster - 1);
-  if (decode_entry (img, t, index, &d) == -1)
+  if (l2_decode (img, t, index, &d) == -1)
     goto err;
   m->kind = subcluster_kind (img, &d, sc);
   if (m->kind == MAP_COMPRESSED) {
@@ -173,7 +169,7 @@ cluster_map (struct qcow2_image *img, uint64_t offset, uint64_t max_len,
     if (sc == sc_per_cluster) {
       sc = 0;
       index++;
-      if (decode_entry (img, t, index, &d) == -1)
+      if (l2_decode (img, t, index, &d) == -1)
         goto err;
       if (m->kind == MAP_DATA && d.host != expect_host + img->cluster_size)
         break;

@@ -16,6 +16,7 @@
 #include "diag.h"
 #include "internal.h"
 #include "io.h"
+#include "write-state.h"
 
 #define DEFAULT_L2_CACHE_SIZE (32 * 1024 * 1024)
 
@@ -76,8 +77,8 @@ set_geometry (struct qcow2_image *img)
 /* Load an L1 table (validated for position by header_parse or the
  * snapshot table; entries are checked when used).
  */
-static int
-load_l1 (struct qcow2_image *img, uint64_t offset, uint32_t size)
+int
+image_load_l1 (struct qcow2_image *img, uint64_t offset, uint32_t size)
 {
   img->l1_size = size;
   img->l1 = calloc (size ? size : 1, sizeof (uint64_t));
@@ -103,10 +104,6 @@ check_supported (struct qcow2_image *img, const struct qcow2_options *opts)
 
   if (h->crypt_method != CRYPT_NONE)
     what = "encryption";
-  else if (h->incompatible & INCOMPAT_DATA_FILE)
-    what = "an external data file";
-  else if (h->backing_file && opts->backing != QCOW2_BACKING_NONE)
-    what = "a backing file (use backing=none to serve the top image alone)";
   if (what) {
     diag_error ("%s: this image uses %s, which is not supported yet",
                 img->filename, what);
@@ -130,6 +127,13 @@ describe (struct qcow2_image *img)
 
 int
 qcow2_open (const struct qcow2_options *opts, struct qcow2_image **img_ret)
+{
+  return image_open (opts, NULL, img_ret);
+}
+
+int
+image_open (const struct qcow2_options *opts, const struct chain_link *above,
+            struct qcow2_image **img_ret)
 {
   struct qcow2_image *img = calloc (1, sizeof *img);
   pthread_rwlockattr_t attr;
@@ -161,18 +165,29 @@ qcow2_open (const struct qcow2_options *opts, struct qcow2_image **img_ret)
     goto fail;
   img->file_size = img->data_size = size;
 
-  if (header_parse (img->file, img->file_size, &img->hdr) == -1 ||
-      check_supported (img, opts) == -1)
+  if (qcow1_detect (img->file, img->file_size)) {
+    if (qcow1_open (img) == -1)
+      goto fail;
+  }
+  else {
+    if (header_parse (img->file, img->file_size, &img->hdr) == -1 ||
+        check_supported (img, opts) == -1)
+      goto fail;
+    set_geometry (img);
+    describe (img);
+    if (image_load_l1 (img, img->hdr.l1_table_offset, img->hdr.l1_size) == -1 ||
+        data_file_open (img, opts) == -1 ||
+        snapshot_open (img, opts) == -1)
+      goto fail;
+  }
+  if (backing_open (img, opts, above) == -1)
     goto fail;
-  set_geometry (img);
-  if (load_l1 (img, img->hdr.l1_table_offset, img->hdr.l1_size) == -1)
-    goto fail;
-  img->l2_cache = meta_cache_create (img->cluster_size,
+  /* An L2 table is one cluster in qcow2, 8 << l2_bits bytes in qcow1. */
+  img->l2_cache = meta_cache_create ((uint64_t) img->l2_entry_size << img->l2_bits,
                                      opts->l2_cache_size ? opts->l2_cache_size
                                      : DEFAULT_L2_CACHE_SIZE);
   if (img->l2_cache == NULL)
     goto fail;
-  describe (img);
   *img_ret = img;
   return 0;
 
@@ -188,13 +203,12 @@ qcow2_open (const struct qcow2_options *opts, struct qcow2_image **img_ret)
 int
 qcow2_close (struct qcow2_image *img)
 {
+  int r;
+
   if (img == NULL)
     return 0;
-  if (img->backing) {
-    qcow2_close (img->backing->qcow2);
-    io_close (img->backing->raw);
-    free (img->backing);
-  }
+  r = write_finish (img);
+  backing_close (img->backing);
   meta_cache_destroy (img->l2_cache);
   if (img->data != img->file)
     io_close (img->data);
@@ -204,7 +218,7 @@ qcow2_close (struct qcow2_image *img)
   free (img->l1);
   free (img->filename);
   free (img);
-  return 0;
+  return r;
 }
 
 uint64_t

@@ -62,7 +62,17 @@ struct mapping {
 struct backing {
   struct qcow2_image *qcow2;
   struct io *raw;
+  int raw_fd;                   /* raw: for SEEK_DATA in block status */
   uint64_t size;
+};
+
+/* The images opened so far on the way down a backing chain, top first
+ * (backing.c): for loop detection and the depth limit.
+ */
+struct chain_link {
+  const struct chain_link *above;
+  uint64_t dev, ino;
+  unsigned depth;               /* 0 for the top image */
 };
 
 struct qcow2_image {
@@ -70,6 +80,7 @@ struct qcow2_image {
   struct io *data;              /* guest data: == file unless external */
   struct qcow2_header hdr;
   char *filename;
+  bool qcow1;                   /* the predecessor format (qcow1.c) */
 
   /* Derived geometry. */
   unsigned cluster_bits;
@@ -136,6 +147,17 @@ extern int meta_cache_writeback (struct meta_cache *c, struct io *file);
 extern void meta_cache_drop (struct meta_cache *c, uint64_t offset);
 
 /* cluster-map.c */
+/* One decoded, validated L2 entry. */
+struct l2_entry {
+  enum map_kind kind;           /* for the whole cluster, before subclusters */
+  bool has_host;                /* a host cluster is allocated */
+  uint64_t host;                /* its offset */
+  uint64_t raw;                 /* the first word as on disk */
+  uint32_t alloc_bits;          /* extended L2 only */
+  uint32_t zero_bits;
+};
+extern int l2_decode (struct qcow2_image *img, const struct meta_table *t,
+                      uint64_t index, struct l2_entry *d);
 extern int cluster_map (struct qcow2_image *img, uint64_t offset,
                         uint64_t max_len, struct mapping *m);
 /* Validate an L1 entry; returns the L2 table offset (0 = none) or -1. */
@@ -144,6 +166,40 @@ extern int64_t l1_entry_l2_offset (struct qcow2_image *img, uint32_t index);
 /* image.c: report corruption found in metadata; returns -1, errno EIO. */
 extern int image_corrupt (struct qcow2_image *img, const char *fs, ...)
   __attribute__ ((format (printf, 2, 3)));
+
+/* image.c: open one image of a chain (qcow2_open opens the top). */
+extern int image_open (const struct qcow2_options *opts,
+                       const struct chain_link *above,
+                       struct qcow2_image **img_ret);
+extern int image_load_l1 (struct qcow2_image *img, uint64_t offset,
+                          uint32_t size);
+
+/* backing.c: open the layer below, as the image and options say. */
+extern int backing_open (struct qcow2_image *img,
+                         const struct qcow2_options *opts,
+                         const struct chain_link *above);
+extern void backing_close (struct backing *b);
+/* Extents of a raw backing file: data, or holes that read as zeroes. */
+extern int backing_raw_extents (const struct backing *b, uint64_t offset,
+                                uint64_t length, qcow2_extent_fn fn,
+                                void *opaque);
+/* A file named by an image: relative names are taken from dir. */
+extern char *resolve_name (const char *dir, const char *name);
+extern char *image_dir (const struct qcow2_image *img);
+
+/* datafile.c: the external data file ("data_file" extension). */
+extern int data_file_open (struct qcow2_image *img,
+                           const struct qcow2_options *opts);
+
+/* snapshot.c: parse the snapshot table; switch to opts->snapshot. */
+extern int snapshot_open (struct qcow2_image *img,
+                          const struct qcow2_options *opts);
+
+/* qcow1.c: the predecessor format, served by the same read path. */
+extern bool qcow1_detect (struct io *file, uint64_t file_size);
+extern int qcow1_open (struct qcow2_image *img);
+extern int qcow1_cluster_map (struct qcow2_image *img, uint64_t offset,
+                              uint64_t max_len, struct mapping *m);
 
 /* read.c */
 extern int image_read_unallocated (struct qcow2_image *img, void *buf,

@@ -54,6 +54,13 @@ extern const char *qcow2_description (const struct qcow2_image *img);
 #define QCOW2_FUA        (1u << 0)   /* durable on return */
 #define QCOW2_MAY_TRIM   (1u << 1)   /* zero: the space may be released */
 #define QCOW2_COMPRESSED (1u << 2)   /* pwrite: store as compressed clusters */
+#define QCOW2_FAST_ZERO  (1u << 3)   /* zero: fail with ENOTSUP rather than write */
+
+/* Get ready for writing (called when a writable client connects):
+ * repairs a dirty image, clears stale autoclear bits, sets the dirty
+ * bit for lazy refcounts.  Fails with EROFS on a read-only image.
+ */
+extern int qcow2_prepare_write (struct qcow2_image *img);
 
 extern int qcow2_pread (struct qcow2_image *img, void *buf,
                         uint64_t count, uint64_t offset);

@@ -1,45 +1,448 @@
-/* Guest writes.  Placeholder until the write path lands: the image is
- * served read-only.
+/* Guest writes: in-place rewrites, allocation and copy-on-write.
+ *
+ * A write is cut into runs.  Each run is planned with the metadata lock
+ * held exclusively, then its data is written with the lock dropped, and
+ * if it needed new clusters or bitmap changes its L2 entries are
+ * committed under the lock again.  While a run's guest clusters are
+ * "in flight" other requests touching them wait, so two requests never
+ * allocate the same cluster, yet writes to different clusters overlap.
+ *
+ * The classes of cluster (QEMU's rules, qcow2-facts "Copy-on-write"):
+ *   DIRECT  a COPIED cluster whose touched (sub)clusters already hold
+ *           data: written in place, no metadata change.
+ *   REUSE   a COPIED cluster that needs its entry changed (a zero
+ *           cluster keeping its space, unallocated or zero subclusters).
+ *   FRESH   everything else: unallocated, zero, compressed, shared
+ *           (refcount > 1): new clusters, head and tail copied from what
+ *           the guest saw before.
  */
 #include <config.h>
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "byte-order.h"
 #include "diag.h"
 #include "internal.h"
 #include "io.h"
+#include "minmax.h"
+#include "rounding.h"
+#include "write-state.h"
 
-static int
-not_yet (struct qcow2_image *img)
+enum write_class { DIRECT, REUSE, FRESH };
+
+/* One run of a write. */
+struct run {
+  enum write_class class;
+  uint64_t offset, length;      /* the guest bytes of the request it covers */
+  uint64_t host;                /* DIRECT: where offset goes; else host of first cluster */
+  uint64_t first_cluster, nr_clusters;
+  uint32_t fill_first;          /* within the first cluster: start of what is written */
+  uint32_t fill_end;            /* within the last cluster: end of it */
+  struct meta_table *l2;        /* pinned until commit */
+  struct inflight inflight;
+};
+
+/* In-flight ranges. */
+
+bool
+inflight_overlaps (const struct write_state *w, uint64_t first, uint64_t end)
 {
-  diag_error ("%s: writing qcow2 images is not supported yet", img->filename);
-  errno = EROFS;
+  for (const struct inflight *i = w->inflight; i; i = i->next)
+    if (first < i->end && i->first < end)
+      return true;
+  return false;
+}
+
+static void
+inflight_add (struct write_state *w, struct inflight *i, uint64_t first,
+              uint64_t end)
+{
+  i->first = first;
+  i->end = end;
+  i->next = w->inflight;
+  w->inflight = i;
+}
+
+static void
+inflight_remove (struct write_state *w, struct inflight *done)
+{
+  struct inflight **pp = &w->inflight;
+
+  while (*pp != done)
+    pp = &(*pp)->next;
+  *pp = done->next;
+  pthread_mutex_lock (&w->inflight_lock);
+  w->inflight_gen++;
+  pthread_cond_broadcast (&w->inflight_done);
+  pthread_mutex_unlock (&w->inflight_lock);
+}
+
+/* Wait until some in-flight run finishes.  Called and returns with the
+ * metadata lock held exclusively; anything may have changed meanwhile.
+ */
+void
+inflight_wait (struct qcow2_image *img)
+{
+  struct write_state *w = img->w;
+  uint64_t gen;
+
+  pthread_mutex_lock (&w->inflight_lock);
+  gen = w->inflight_gen;
+  pthread_mutex_unlock (&w->inflight_lock);
+
+  pthread_rwlock_unlock (&img->meta_lock);
+  pthread_mutex_lock (&w->inflight_lock);
+  while (w->inflight_gen == gen)
+    pthread_cond_wait (&w->inflight_done, &w->inflight_lock);
+  pthread_mutex_unlock (&w->inflight_lock);
+  pthread_rwlock_wrlock (&img->meta_lock);
+}
+
+/* L2 tables.  A write needs the table private to the active L1 (COPIED):
+ * a missing one is allocated, a shared one copied ("Copy-on-write").
+ */
+int
+l2_for_write (struct qcow2_image *img, uint64_t l1_index,
+              struct meta_table **t)
+{
+  struct write_state *w = img->w;
+  int64_t old = l1_entry_l2_offset (img, l1_index);
+  struct meta_table *src = NULL;
+  int64_t new;
+
+  if (old == -1)
+    return -1;
+  if (old && (img->l1[l1_index] & ENTRY_COPIED))
+    return meta_cache_get (img->l2_cache, img->file, old, t);
+
+  if (old && meta_cache_get (img->l2_cache, img->file, old, &src) == -1)
+    return -1;
+  new = refcount_alloc (img, 1);
+  if (new == -1 || meta_cache_get_new (img->l2_cache, new, t) == -1) {
+    if (src)
+      meta_cache_put (img->l2_cache, src);
+    return -1;
+  }
+  if (src) {
+    memcpy ((*t)->data, src->data, img->cluster_size);
+    meta_cache_put (img->l2_cache, src);
+    if (refcount_release (img, old, img->cluster_size) == -1)
+      return -1;
+  }
+  img->l1[l1_index] = (uint64_t) new | ENTRY_COPIED;
+  w->l1_dirty = true;
+  return 0;
+}
+
+/* Subclusters touched by the byte range [first, end) of a cluster. */
+static uint32_t
+subcluster_mask (const struct qcow2_image *img, uint64_t first, uint64_t end)
+{
+  unsigned a = first >> img->subcluster_bits;
+  unsigned b = DIV_ROUND_UP (end, UINT64_C (1) << img->subcluster_bits);
+  uint64_t m = ((UINT64_C (1) << b) - 1) & ~((UINT64_C (1) << a) - 1);
+
+  return m;
+}
+
+/* Classify one cluster for a write of [ws, we) within it; sets the
+ * range of the cluster that must be written (data plus copied parts).
+ */
+static enum write_class
+classify (const struct qcow2_image *img, const struct l2_entry *d,
+          uint32_t ws, uint32_t we, uint32_t *fill_first, uint32_t *fill_end)
+{
+  const uint32_t cs = img->cluster_size;
+  const uint32_t sc = UINT32_C (1) << img->subcluster_bits;
+  bool copied = d->has_host && (d->raw & ENTRY_COPIED);
+
+  if (!img->extended_l2) {
+    if (copied && d->kind == MAP_DATA) {
+      *fill_first = ws;
+      *fill_end = we;
+      return DIRECT;
+    }
+    *fill_first = 0;
+    *fill_end = cs;
+    return copied ? REUSE : FRESH;
+  }
+
+  *fill_first = ROUND_DOWN (ws, sc);
+  *fill_end = ROUND_UP (we, sc);
+  if (copied) {
+    uint32_t touched = subcluster_mask (img, ws, we);
+    if ((d->alloc_bits & touched) == touched) {
+      *fill_first = ws;
+      *fill_end = we;
+      return DIRECT;
+    }
+    return REUSE;
+  }
+  if (d->kind == MAP_COMPRESSED || d->has_host) {
+    /* Shared or compressed: the new cluster takes all of it. */
+    *fill_first = 0;
+    *fill_end = cs;
+  }
+  return FRESH;
+}
+
+/* Plan the run starting at offset.  Returns 0, 1 if it must wait for an
+ * in-flight run, or -1.
+ */
+static int
+plan_run (struct qcow2_image *img, uint64_t offset, uint64_t count,
+          struct run *r)
+{
+  const uint64_t cs = img->cluster_size;
+  const uint64_t entries = l2_entries_per_table (img);
+  uint64_t cluster = offset >> img->cluster_bits;
+  uint64_t index = cluster & (entries - 1);
+  uint64_t end = offset + count, max_clusters;
+  struct l2_entry d;
+  uint32_t ff, fe;
+
+  if (inflight_overlaps (img->w, cluster, cluster + 1))
+    return 1;
+  if (l2_for_write (img, cluster >> img->l2_bits, &r->l2) == -1)
+    return -1;
+  if (l2_decode (img, r->l2, index, &d) == -1)
+    goto err;
+
+  r->offset = offset;
+  r->first_cluster = cluster;
+  r->nr_clusters = 1;
+  r->class = classify (img, &d, offset & (cs - 1),
+                       MIN (end - (cluster << img->cluster_bits), cs),
+                       &r->fill_first, &r->fill_end);
+  max_clusters = MIN (entries - index, refcount_max_run (img));
+
+  /* Extend DIRECT runs over contiguous host clusters, FRESH runs over
+   * clusters that also need new space; a REUSE run is one cluster.
+   */
+  if (r->class == DIRECT)
+    r->host = d.host + (offset & (cs - 1));
+  while (r->class != REUSE && r->nr_clusters < max_clusters &&
+         ((cluster + r->nr_clusters) << img->cluster_bits) < end) {
+    uint64_t next = cluster + r->nr_clusters;
+    uint64_t next_end = MIN (end - (next << img->cluster_bits), cs);
+
+    if (inflight_overlaps (img->w, next, next + 1) ||
+        l2_decode (img, r->l2, index + r->nr_clusters, &d) == -1 ||
+        classify (img, &d, 0, next_end, &ff, &fe) != r->class ||
+        (r->class == DIRECT && d.host != ROUND_DOWN (r->host, cs) + r->nr_clusters * cs))
+      break;
+    r->nr_clusters++;
+    r->fill_end = fe;
+  }
+  r->length = MIN (end, (cluster + r->nr_clusters) << img->cluster_bits) - offset;
+
+  if (r->class == DIRECT) {
+    meta_cache_put (img->l2_cache, r->l2);
+    return 0;
+  }
+  if (r->class == FRESH) {
+    int64_t host = refcount_alloc (img, r->nr_clusters);
+    if (host == -1)
+      goto err;
+    r->host = host;
+  }
+  else
+    r->host = d.host;
+  inflight_add (img->w, &r->inflight, cluster, cluster + r->nr_clusters);
+  return 0;
+
+ err:
+  meta_cache_put (img->l2_cache, r->l2);
   return -1;
+}
+
+/* Write the run's data, with the parts of its clusters the request
+ * does not cover copied from what the guest saw before.
+ */
+static int
+write_run_data (struct qcow2_image *img, const struct run *r,
+                const unsigned char *buf)
+{
+  uint64_t cluster0 = r->first_cluster << img->cluster_bits;
+  uint64_t span_first = cluster0 + r->fill_first;
+  uint64_t span_end = cluster0 + ((r->nr_clusters - 1) << img->cluster_bits)
+    + r->fill_end;
+  uint64_t head = r->offset - span_first;
+  uint64_t tail = span_end - (r->offset + r->length);
+  uint64_t host = r->host + r->fill_first;
+  unsigned char *copy = NULL;
+  int ret = -1;
+
+  if (head + tail) {
+    copy = malloc (head + tail);
+    if (copy == NULL) {
+      diag_error ("malloc: %m");
+      return -1;
+    }
+    if ((head && qcow2_pread (img, copy, head, span_first) == -1) ||
+        (tail && qcow2_pread (img, copy + head, tail, r->offset + r->length) == -1))
+      goto out;
+  }
+  if ((head && io_pwrite (img->data, copy, head, host) == -1) ||
+      io_pwrite (img->data, buf, r->length, host + head) == -1 ||
+      (tail && io_pwrite (img->data, copy + head, tail,
+                          host + head + r->length) == -1))
+    goto out;
+  ret = 0;
+ out:
+  free (copy);
+  return ret;
+}
+
+/* Release what an entry pointed at (at the next checkpoint). */
+int
+l2_release_entry (struct qcow2_image *img, const struct l2_entry *d)
+{
+  if (d->kind == MAP_COMPRESSED)
+    return refcount_release (img,
+                             compressed_host_offset (d->raw, img->cluster_bits),
+                             compressed_length (d->raw, img->cluster_bits));
+  if (d->has_host && img->data == img->file)
+    return refcount_release (img, d->host, img->cluster_size);
+  return 0;
+}
+
+void
+l2_store_entry (struct qcow2_image *img, struct meta_table *t, uint64_t index,
+             uint64_t entry, uint64_t bitmap)
+{
+  unsigned char *p = t->data + index * img->l2_entry_size;
+
+  store_be64 (p, entry);
+  if (img->extended_l2)
+    store_be64 (p + 8, bitmap);
+}
+
+/* Point the run's L2 entries at the new data. */
+static int
+commit_run (struct qcow2_image *img, struct run *r)
+{
+  const uint64_t index0 = r->first_cluster & (l2_entries_per_table (img) - 1);
+  int ret = 0;
+
+  for (uint64_t i = 0; i < r->nr_clusters && ret == 0; i++) {
+    uint32_t ff = i == 0 ? r->fill_first : 0;
+    uint32_t fe = i == r->nr_clusters - 1 ? r->fill_end : img->cluster_size;
+    uint64_t host = r->class == FRESH ? r->host + (i << img->cluster_bits) : r->host;
+    uint64_t bitmap = 0;
+    struct l2_entry d;
+
+    if (l2_decode (img, r->l2, index0 + i, &d) == -1) {
+      ret = -1;
+      break;
+    }
+    if (img->extended_l2) {
+      uint32_t touched = subcluster_mask (img, ff, fe);
+      uint32_t alloc = (d.kind == MAP_DATA ? d.alloc_bits : 0) | touched;
+      uint32_t zero = (d.kind == MAP_COMPRESSED ? 0 : d.zero_bits) & ~touched;
+      bitmap = ((uint64_t) zero << SC_ZERO_SHIFT) | alloc;
+    }
+    if (r->class == FRESH)
+      ret = l2_release_entry (img, &d);
+    l2_store_entry (img, r->l2, index0 + i, host | ENTRY_COPIED, bitmap);
+  }
+  meta_cache_mark_dirty (img->l2_cache, r->l2);
+  meta_cache_put (img->l2_cache, r->l2);
+  inflight_remove (img->w, &r->inflight);
+  if (ret == 0)
+    ret = checkpoint_if_needed (img);
+  return ret;
+}
+
+int
+write_check_locked (struct qcow2_image *img)
+{
+  if (img->w == NULL) {
+    diag_error ("%s: the image is not open for writing", img->filename);
+    errno = EROFS;
+    return -1;
+  }
+  if (img->w->corrupt) {
+    diag_error ("%s: the image was found corrupt; writes are refused",
+                img->filename);
+    errno = EIO;
+    return -1;
+  }
+  return 0;
+}
+
+/* Write one run; returns the bytes written or -1. */
+static int64_t
+write_step (struct qcow2_image *img, const unsigned char *buf, uint64_t count,
+            uint64_t offset)
+{
+  struct run r;
+  int p;
+
+  pthread_rwlock_wrlock (&img->meta_lock);
+  for (;;) {
+    if (write_check_locked (img) == -1) {
+      p = -1;
+      break;
+    }
+    p = plan_run (img, offset, count, &r);
+    if (p != 1)
+      break;
+    inflight_wait (img);
+  }
+  pthread_rwlock_unlock (&img->meta_lock);
+  if (p == -1)
+    return -1;
+
+  if (r.class == DIRECT)
+    return io_pwrite (img->data, buf, r.length, r.host) == -1 ? -1 : (int64_t) r.length;
+
+  p = write_run_data (img, &r, buf);
+  pthread_rwlock_wrlock (&img->meta_lock);
+  if (p == 0)
+    p = commit_run (img, &r);
+  else {
+    /* The new clusters stay allocated but unused: a leak, never a
+     * pointer to garbage.
+     */
+    meta_cache_put (img->l2_cache, r.l2);
+    inflight_remove (img->w, &r.inflight);
+  }
+  pthread_rwlock_unlock (&img->meta_lock);
+  return p == -1 ? -1 : (int64_t) r.length;
 }
 
 int
 qcow2_pwrite (struct qcow2_image *img, const void *buf, uint64_t count,
               uint64_t offset, unsigned flags)
 {
-  return not_yet (img);
-}
+  const unsigned char *p = buf;
 
-int
-qcow2_zero (struct qcow2_image *img, uint64_t count, uint64_t offset,
-            unsigned flags)
-{
-  return not_yet (img);
-}
+  while (count > 0) {
+    int64_t n = write_step (img, p, count, offset);
 
-int
-qcow2_trim (struct qcow2_image *img, uint64_t count, uint64_t offset,
-            unsigned flags)
-{
-  return not_yet (img);
+    if (n == -1)
+      return -1;
+    p += n;
+    offset += n;
+    count -= n;
+  }
+  return flags & QCOW2_FUA ? qcow2_flush (img) : 0;
 }
 
 int
 qcow2_flush (struct qcow2_image *img)
 {
-  return img->readonly ? 0 : io_flush (img->file);
+  int r;
+
+  pthread_rwlock_wrlock (&img->meta_lock);
+  if (img->w && !img->w->corrupt)
+    r = checkpoint (img);
+  else
+    r = img->readonly ? 0 : io_flush (img->file);
+  pthread_rwlock_unlock (&img->meta_lock);
+  return r;
 }

@@ -113,7 +113,11 @@ qcow2_plugin_cleanup (void)
 static void *
 qcow2_plugin_open (int readonly)
 {
-  /* Every connection shares the one image. */
+  /* Every connection shares the one image.  The first writable one
+   * gets it ready for writing (repair, feature bits).
+   */
+  if (!readonly && qcow2_is_writable (img) && qcow2_prepare_write (img) == -1)
+    return NULL;
   return img;
 }
 
@@ -145,11 +149,12 @@ qcow2_plugin_can_write (void *handle)
   return qcow2_is_writable (img);
 }
 
-/* One image behind every connection: a flush on any of them covers
- * all, and all see the same data.
+/* Flush, block status and fast zero always work; and one image sits
+ * behind every connection, so a flush on any of them covers all and all
+ * see the same data (multi-conn).
  */
 static int
-qcow2_plugin_can_multi_conn (void *handle)
+qcow2_plugin_true (void *handle)
 {
   return 1;
 }
@@ -158,18 +163,6 @@ static int
 qcow2_plugin_can_fua (void *handle)
 {
   return NBDKIT_FUA_NATIVE;
-}
-
-static int
-qcow2_plugin_can_flush (void *handle)
-{
-  return 1;
-}
-
-static int
-qcow2_plugin_can_extents (void *handle)
-{
-  return 1;
 }
 
 static int
@@ -200,6 +193,8 @@ qcow2_plugin_zero (void *handle, uint32_t count, uint64_t offset,
 
   if (flags & NBDKIT_FLAG_MAY_TRIM)
     f |= QCOW2_MAY_TRIM;
+  if (flags & NBDKIT_FLAG_FAST_ZERO)
+    f |= QCOW2_FAST_ZERO;
   return qcow2_zero (img, count, offset, f);
 }
 
@@ -250,12 +245,13 @@ static struct nbdkit_plugin plugin = {
   .export_description = qcow2_plugin_export_description,
   .block_size = qcow2_plugin_block_size,
   .can_write = qcow2_plugin_can_write,
-  .can_multi_conn = qcow2_plugin_can_multi_conn,
+  .can_multi_conn = qcow2_plugin_true,
   .can_fua = qcow2_plugin_can_fua,
-  .can_flush = qcow2_plugin_can_flush,
+  .can_flush = qcow2_plugin_true,
   .can_trim = qcow2_plugin_can_write,
   .can_zero = qcow2_plugin_can_write,
-  .can_extents = qcow2_plugin_can_extents,
+  .can_extents = qcow2_plugin_true,
+  .can_fast_zero = qcow2_plugin_true,
   .pread = qcow2_plugin_pread,
   .pwrite = qcow2_plugin_pwrite,
   .zero = qcow2_plugin_zero,

@@ -1,0 +1,439 @@
+/* Refcounts: the refcount table, refcount blocks of every width, free
+ * space search and allocation ("Host cluster management" in
+ * qcow2.txt).  Called with img->meta_lock held exclusively.
+ *
+ * New refcount blocks and grown refcount tables are placed past the end
+ * of everything (end_cluster), where nothing can be in the way; data
+ * reuses free space first.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "byte-order.h"
+#include "checked-overflow.h"
+#include "diag.h"
+#include "internal.h"
+#include "io.h"
+#include "minmax.h"
+#include "rounding.h"
+#include "write-state.h"
+
+#define REFBLOCK_CACHE_SIZE (1024 * 1024)
+
+static uint64_t
+entries_per_block (const struct qcow2_image *img)
+{
+  return UINT64_C (1) << img->w->rb_bits;
+}
+
+/* Entries narrower than a byte are packed least significant bit first;
+ * wider ones are big-endian ("Refcount table").
+ */
+static uint64_t
+block_entry_get (const unsigned char *block, uint64_t i, unsigned order)
+{
+  switch (order) {
+  case 0: case 1: case 2: {
+    unsigned bits = 1u << order;
+    uint64_t bit = i * bits;
+    return (block[bit / 8] >> (bit % 8)) & ((1u << bits) - 1);
+  }
+  case 3: return block[i];
+  case 4: return load_be16 (block + i * 2);
+  case 5: return load_be32 (block + i * 4);
+  default: return load_be64 (block + i * 8);
+  }
+}
+
+static void
+block_entry_set (unsigned char *block, uint64_t i, unsigned order,
+                 uint64_t value)
+{
+  switch (order) {
+  case 0: case 1: case 2: {
+    unsigned bits = 1u << order;
+    uint64_t bit = i * bits;
+    unsigned mask = ((1u << bits) - 1) << (bit % 8);
+    block[bit / 8] = (block[bit / 8] & ~mask) | ((value << (bit % 8)) & mask);
+    break;
+  }
+  case 3: block[i] = value; break;
+  case 4: store_be16 (block + i * 2, value); break;
+  case 5: store_be32 (block + i * 4, value); break;
+  default: store_be64 (block + i * 8, value); break;
+  }
+}
+
+static int
+load_reftable (struct qcow2_image *img)
+{
+  struct write_state *w = img->w;
+  const struct qcow2_header *h = &img->hdr;
+  uint64_t bytes = (uint64_t) h->refcount_table_clusters << img->cluster_bits;
+
+  w->reftable_entries = bytes / 8;
+  w->reftable_offset = h->refcount_table_offset;
+  w->reftable = malloc (bytes);
+  if (w->reftable == NULL) {
+    diag_error ("malloc: %m");
+    return -1;
+  }
+  if (io_pread (img->file, w->reftable, bytes, w->reftable_offset) == -1)
+    return -1;
+  for (uint64_t i = 0; i < w->reftable_entries; i++) {
+    uint64_t e = load_be64 (&w->reftable[i]);
+
+    if (e & REFT_RESERVED_MASK)
+      return image_corrupt (img, "refcount table entry %" PRIu64 " (%#" PRIx64
+                            ") has reserved bits set", i, e);
+    if (e && (!IS_ALIGNED (e, img->cluster_size) ||
+              !range_within (e, img->cluster_size, img->file_size)))
+      return image_corrupt (img, "refcount block offset %#" PRIx64 " in "
+                            "refcount table entry %" PRIu64 " is %s", e, i,
+                            IS_ALIGNED (e, img->cluster_size)
+                            ? "beyond the end of the file" : "not aligned");
+    w->reftable[i] = e;
+  }
+  return 0;
+}
+
+int
+refcount_init (struct qcow2_image *img)
+{
+  struct write_state *w = img->w;
+  unsigned order = img->hdr.refcount_order;
+
+  w->rb_bits = img->cluster_bits + 3 - order;
+  w->refcount_max = order == 6 ? UINT64_MAX : (UINT64_C (1) << (1u << order)) - 1;
+  w->end_cluster = DIV_ROUND_UP (img->file_size, img->cluster_size);
+  w->free_hint = 0;
+  w->refblock_cache = meta_cache_create (img->cluster_size, REFBLOCK_CACHE_SIZE);
+  if (w->refblock_cache == NULL)
+    return -1;
+  return load_reftable (img);
+}
+
+void
+refcount_fini (struct qcow2_image *img)
+{
+  struct write_state *w = img->w;
+
+  meta_cache_destroy (w->refblock_cache);
+  free (w->reftable);
+  free (w->pending);
+}
+
+uint64_t
+refcount_max_run (const struct qcow2_image *img)
+{
+  /* Half a refcount block's span keeps the search cheap. */
+  return entries_per_block (img) / 2;
+}
+
+/* Reserve n clusters past the end of everything. */
+static uint64_t
+reserve_at_end (struct qcow2_image *img, uint64_t n)
+{
+  uint64_t c = img->w->end_cluster;
+
+  img->w->end_cluster += n;
+  img->file_size = MAX (img->file_size, img->w->end_cluster << img->cluster_bits);
+  if (img->data == img->file)
+    img->data_size = img->file_size;
+  return c;
+}
+
+static int set_count (struct qcow2_image *img, uint64_t cluster, uint64_t value);
+
+/* Grow the refcount table to at least `needed` entries.  The new table
+ * goes past the end of the image; the header is switched over to it at
+ * the next checkpoint and the old one is released after that.
+ */
+static int
+grow_reftable (struct qcow2_image *img, uint64_t needed)
+{
+  struct write_state *w = img->w;
+  const uint64_t per_cluster = img->cluster_size / 8;
+  uint64_t old_entries = w->reftable_entries, new_entries, k, t;
+  uint64_t old_offset = w->reftable_offset;
+  uint64_t *table;
+
+  new_entries = ROUND_UP (MAX (needed, old_entries * 2), per_cluster);
+  for (;;) {
+    k = new_entries / per_cluster;
+    t = w->end_cluster;
+    /* The table must also cover the blocks that will count itself. */
+    uint64_t last_block = ((t + k + 2) >> w->rb_bits) + 1;
+    if (last_block <= new_entries)
+      break;
+    new_entries = ROUND_UP (last_block, per_cluster);
+  }
+  if (new_entries * 8 > MAX_REFTABLE_BYTES) {
+    diag_error ("%s: the refcount table would exceed %d bytes",
+                img->filename, MAX_REFTABLE_BYTES);
+    errno = EFBIG;
+    return -1;
+  }
+  table = realloc (w->reftable, new_entries * 8);
+  if (table == NULL) {
+    diag_error ("realloc: %m");
+    return -1;
+  }
+  memset (table + old_entries, 0, (new_entries - old_entries) * 8);
+  w->reftable = table;
+  w->reftable_entries = new_entries;
+  t = reserve_at_end (img, k);
+  w->reftable_offset = t << img->cluster_bits;
+  w->reftable_moved = w->reftable_dirty = true;
+
+  for (uint64_t c = t; c < t + k; c++)
+    if (set_count (img, c, 1) == -1)
+      return -1;
+  return refcount_release (img, old_offset,
+                           old_entries * 8);
+}
+
+/* Make sure refcount block b exists.  A new block lives past the end
+ * of the image and counts itself if it can, else its own block is made
+ * the same way.
+ */
+static int
+ensure_block (struct qcow2_image *img, uint64_t b)
+{
+  struct write_state *w = img->w;
+  struct meta_table *t;
+  uint64_t home;
+
+  if (b >= w->reftable_entries && grow_reftable (img, b + 1) == -1)
+    return -1;
+  if (w->reftable[b])
+    return 0;
+  home = reserve_at_end (img, 1);
+  if (meta_cache_get_new (w->refblock_cache, home << img->cluster_bits, &t) == -1)
+    return -1;
+  meta_cache_put (w->refblock_cache, t);
+  w->reftable[b] = home << img->cluster_bits;
+  w->reftable_dirty = true;
+  return set_count (img, home, 1);
+}
+
+static int
+get_block (struct qcow2_image *img, uint64_t b, struct meta_table **t)
+{
+  return meta_cache_get (img->w->refblock_cache, img->file,
+                         img->w->reftable[b], t);
+}
+
+static int
+set_count (struct qcow2_image *img, uint64_t cluster, uint64_t value)
+{
+  struct write_state *w = img->w;
+  uint64_t b = cluster >> w->rb_bits;
+  struct meta_table *t;
+
+  if (value > w->refcount_max) {
+    diag_error ("%s: refcount of cluster %" PRIu64 " would overflow "
+                "(%u-bit refcounts)", img->filename, cluster,
+                1u << img->hdr.refcount_order);
+    errno = EINVAL;
+    return -1;
+  }
+  if (ensure_block (img, b) == -1 || get_block (img, b, &t) == -1)
+    return -1;
+  block_entry_set (t->data, cluster & (entries_per_block (img) - 1),
+                   img->hdr.refcount_order, value);
+  meta_cache_mark_dirty (w->refblock_cache, t);
+  meta_cache_put (w->refblock_cache, t);
+  return 0;
+}
+
+int
+refcount_set (struct qcow2_image *img, uint64_t cluster, uint64_t value)
+{
+  return set_count (img, cluster, value);
+}
+
+int
+refcount_get (struct qcow2_image *img, uint64_t cluster, uint64_t *value)
+{
+  struct write_state *w = img->w;
+  uint64_t b = cluster >> w->rb_bits;
+  struct meta_table *t;
+
+  if (b >= w->reftable_entries || w->reftable[b] == 0) {
+    *value = 0;
+    return 0;
+  }
+  if (get_block (img, b, &t) == -1)
+    return -1;
+  *value = block_entry_get (t->data, cluster & (entries_per_block (img) - 1),
+                            img->hdr.refcount_order);
+  meta_cache_put (w->refblock_cache, t);
+  return 0;
+}
+
+/* Find n contiguous free clusters, lowest first. */
+static int64_t
+find_free_run (struct qcow2_image *img, uint64_t n)
+{
+  struct write_state *w = img->w;
+  uint64_t start = MAX (w->free_hint, UINT64_C (1)), c = start;
+
+  while (c - start < n) {
+    uint64_t v;
+
+    if (c >= w->end_cluster)
+      return start;             /* everything past the end is free */
+    if (refcount_get (img, c, &v) == -1)
+      return -1;
+    c++;
+    if (v != 0)
+      start = c;
+  }
+  return start;
+}
+
+int64_t
+refcount_alloc (struct qcow2_image *img, uint64_t n)
+{
+  struct write_state *w = img->w;
+  int64_t start = find_free_run (img, n);
+
+  if (start == -1)
+    return -1;
+  /* Like QEMU, holes too small for this run are skipped from now on,
+   * until a release lowers the hint again: no rescans from the start.
+   */
+  w->free_hint = start + n;
+  if ((uint64_t) start + n > w->end_cluster)
+    reserve_at_end (img, start + n - w->end_cluster);
+  for (uint64_t c = start; c < (uint64_t) start + n; c++)
+    if (set_count (img, c, 1) == -1)
+      return -1;
+  if (check_no_overlap (img, (uint64_t) start << img->cluster_bits,
+                        n << img->cluster_bits) == -1)
+    return -1;
+  return (uint64_t) start << img->cluster_bits;
+}
+
+int
+refcount_release (struct qcow2_image *img, uint64_t offset, uint64_t bytes)
+{
+  struct write_state *w = img->w;
+  uint64_t first = offset >> img->cluster_bits;
+  uint64_t last = (offset + bytes - 1) >> img->cluster_bits;
+
+  for (uint64_t c = first; c <= last; c++) {
+    if (w->nr_pending == w->cap_pending) {
+      size_t cap = w->cap_pending ? w->cap_pending * 2 : 256;
+      uint64_t *p = realloc (w->pending, cap * sizeof *p);
+      if (p == NULL) {
+        diag_error ("realloc: %m");
+        return -1;
+      }
+      w->pending = p;
+      w->cap_pending = cap;
+    }
+    w->pending[w->nr_pending++] = c;
+  }
+  return 0;
+}
+
+/* Give the space of freed clusters back to the file system, merging
+ * neighbours into one call.
+ */
+static int
+punch_run (struct qcow2_image *img, uint64_t first, uint64_t n)
+{
+  if (n == 0)
+    return 0;
+  return io_punch (img->file, first << img->cluster_bits,
+                   n << img->cluster_bits);
+}
+
+int
+refcount_apply_releases (struct qcow2_image *img)
+{
+  struct write_state *w = img->w;
+  uint64_t run_first = 0, run_len = 0;
+
+  for (size_t i = 0; i < w->nr_pending; i++) {
+    uint64_t c = w->pending[i], v;
+
+    if (refcount_get (img, c, &v) == -1)
+      return -1;
+    if (v == 0)
+      return write_corrupt (img, "cluster %#" PRIx64 " is freed but its "
+                            "refcount is already 0", c << img->cluster_bits);
+    if (set_count (img, c, v - 1) == -1)
+      return -1;
+    if (v - 1 > 0)
+      continue;
+    meta_cache_drop (img->l2_cache, c << img->cluster_bits);
+    w->free_hint = MIN (w->free_hint, c);
+    if (run_len && run_first + run_len == c)
+      run_len++;
+    else {
+      if (punch_run (img, run_first, run_len) == -1)
+        return -1;
+      run_first = c;
+      run_len = 1;
+    }
+  }
+  w->nr_pending = 0;
+  return punch_run (img, run_first, run_len);
+}
+
+int
+refcount_writeback (struct qcow2_image *img)
+{
+  struct write_state *w = img->w;
+
+  if (meta_cache_writeback (w->refblock_cache, img->file) == -1)
+    return -1;
+  if (!w->reftable_dirty)
+    return 0;
+
+  /* New blocks must be on disk before the table points at them. */
+  if (io_flush (img->file) == -1)
+    return -1;
+  {
+    uint64_t bytes = w->reftable_entries * 8;
+    uint64_t *be = malloc (bytes);
+    int r;
+
+    if (be == NULL) {
+      diag_error ("malloc: %m");
+      return -1;
+    }
+    for (uint64_t i = 0; i < w->reftable_entries; i++)
+      store_be64 (&be[i], w->reftable[i]);
+    r = io_pwrite (img->file, be, bytes, w->reftable_offset);
+    free (be);
+    if (r == -1)
+      return -1;
+  }
+  if (w->reftable_moved) {
+    unsigned char fields[12];
+
+    if (io_flush (img->file) == -1)
+      return -1;
+    /* refcount_table_offset and refcount_table_clusters are adjacent:
+     * one write switches both.
+     */
+    store_be64 (fields, w->reftable_offset);
+    store_be32 (fields + 8, w->reftable_entries * 8 >> img->cluster_bits);
+    if (io_pwrite (img->file, fields, sizeof fields,
+                   HDR_REFCOUNT_TABLE_OFFSET) == -1)
+      return -1;
+    img->hdr.refcount_table_offset = w->reftable_offset;
+    img->hdr.refcount_table_clusters = w->reftable_entries * 8 >> img->cluster_bits;
+    w->reftable_moved = false;
+  }
+  w->reftable_dirty = false;
+  return 0;
+}

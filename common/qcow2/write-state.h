@@ -1,0 +1,108 @@
+/* State the write path keeps beside struct qcow2_image.  Everything
+ * here is guarded by img->meta_lock held exclusively.
+ */
+#ifndef QCOW2_WRITE_STATE_H
+#define QCOW2_WRITE_STATE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+/* A range of guest clusters whose allocation is under way: its data is
+ * being written outside the lock and its L2 entries are not updated
+ * yet.  Other requests touching it wait.
+ */
+struct inflight {
+  uint64_t first, end;          /* guest cluster indices, [first, end) */
+  struct inflight *next;
+};
+
+struct write_state {
+  /* Refcounts ("Host cluster management" in qcow2.txt). */
+  struct meta_cache *refblock_cache;
+  uint64_t *reftable;           /* host byte order */
+  uint64_t reftable_entries;
+  uint64_t reftable_offset;     /* where the table lives (or will) */
+  bool reftable_dirty;
+  bool reftable_moved;          /* grown: the header must point at it */
+  unsigned rb_bits;             /* log2 of refcount entries per block */
+  uint64_t refcount_max;
+  uint64_t free_hint;           /* no free cluster below this index */
+  uint64_t end_cluster;         /* first cluster index past everything */
+
+  /* Refcount drops wait until the pointers that used the clusters are
+   * gone on disk (the facts file's ordering rule), so freed clusters
+   * are not reused before a checkpoint either.
+   */
+  uint64_t *pending;            /* cluster indices */
+  size_t nr_pending, cap_pending;
+
+  bool l1_dirty;
+  struct inflight *inflight;
+  pthread_mutex_t inflight_lock;  /* guards inflight_gen for waiters */
+  pthread_cond_t inflight_done;
+  uint64_t inflight_gen;          /* bumped whenever one finishes */
+
+  bool set_dirty_bit;           /* we set INCOMPAT_DIRTY (lazy refcounts) */
+  bool corrupt;                 /* corruption found: no more writes */
+};
+
+/* refcount.c */
+extern int refcount_init (struct qcow2_image *img);
+extern void refcount_fini (struct qcow2_image *img);
+extern int refcount_get (struct qcow2_image *img, uint64_t cluster,
+                         uint64_t *value);
+extern int refcount_set (struct qcow2_image *img, uint64_t cluster,
+                         uint64_t value);
+/* Allocate n contiguous clusters (n <= refcount_max_run) with refcount
+ * 1; returns the host offset or -1.
+ */
+extern int64_t refcount_alloc (struct qcow2_image *img, uint64_t n);
+extern uint64_t refcount_max_run (const struct qcow2_image *img);
+/* Drop one reference from every cluster touched by [offset, +bytes),
+ * at the next checkpoint.
+ */
+extern int refcount_release (struct qcow2_image *img, uint64_t offset,
+                             uint64_t bytes);
+extern int refcount_apply_releases (struct qcow2_image *img);
+extern int refcount_writeback (struct qcow2_image *img);
+
+/* write.c, shared with zero.c (and the compressed writer). */
+extern int write_check_locked (struct qcow2_image *img);
+extern bool inflight_overlaps (const struct write_state *w, uint64_t first,
+                               uint64_t end);
+/* Wait for an in-flight run to finish (drops and retakes meta_lock). */
+extern void inflight_wait (struct qcow2_image *img);
+/* The L2 table for l1_index, private to the active L1, pinned. */
+extern int l2_for_write (struct qcow2_image *img, uint64_t l1_index,
+                         struct meta_table **t);
+extern void l2_store_entry (struct qcow2_image *img, struct meta_table *t,
+                            uint64_t index, uint64_t entry, uint64_t bitmap);
+/* Release the clusters an entry points at (deferred). */
+extern int l2_release_entry (struct qcow2_image *img,
+                             const struct l2_entry *d);
+
+/* repair.c: rebuild every refcount from the metadata (a dirty image). */
+extern int refcount_rebuild (struct qcow2_image *img);
+
+/* writeback.c */
+/* Make everything so far durable, in crash-safe order, then apply the
+ * deferred refcount drops.
+ */
+extern int checkpoint (struct qcow2_image *img);
+extern int checkpoint_if_needed (struct qcow2_image *img);
+/* Mark the image corrupt on disk and refuse further writes. */
+extern int write_corrupt (struct qcow2_image *img, const char *fs, ...)
+  __attribute__ ((format (printf, 2, 3)));
+/* Every new allocation is checked against the metadata. */
+extern int check_no_overlap (struct qcow2_image *img, uint64_t offset,
+                             uint64_t bytes);
+extern int header_write_u64 (struct qcow2_image *img, unsigned field,
+                             uint64_t value);
+extern void write_state_free (struct qcow2_image *img);
+/* Clean close: write everything, clear the dirty bit we set. */
+extern int write_finish (struct qcow2_image *img);
+
+#endif /* QCOW2_WRITE_STATE_H */

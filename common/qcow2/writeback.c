@@ -1,0 +1,263 @@
+/* Making metadata durable in crash-safe order, guarding metadata
+ * against overwrites, and the per-image write set-up and tear-down.
+ *
+ * The ordering rules (QEMU's, see qcow2-facts "Copy-on-write and crash
+ * safety"): refcount increments reach the disk before the L2/L1 entries
+ * that use them; data before the L2 entry that points at it; pointers
+ * are removed before refcounts drop.  A crash can then leak clusters,
+ * never leave a pointer to a free or foreign cluster.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "byte-order.h"
+#include "diag.h"
+#include "internal.h"
+#include "io.h"
+#include "write-state.h"
+
+/* Deferred refcount drops are applied at least this often. */
+#define MAX_PENDING_RELEASES 65536
+
+int
+header_write_u64 (struct qcow2_image *img, unsigned field, uint64_t value)
+{
+  unsigned char b[8];
+
+  store_be64 (b, value);
+  if (io_pwrite (img->file, b, sizeof b, field) == -1 ||
+      io_flush (img->file) == -1)
+    return -1;
+  return 0;
+}
+
+static int
+write_l1 (struct qcow2_image *img)
+{
+  uint64_t bytes = (uint64_t) img->l1_size * 8;
+  uint64_t *be;
+  int r;
+
+  if (!img->w->l1_dirty || bytes == 0)
+    return 0;
+  be = malloc (bytes);
+  if (be == NULL) {
+    diag_error ("malloc: %m");
+    return -1;
+  }
+  for (uint32_t i = 0; i < img->l1_size; i++)
+    store_be64 (&be[i], img->l1[i]);
+  r = io_pwrite (img->file, be, bytes, img->hdr.l1_table_offset);
+  free (be);
+  if (r == 0)
+    img->w->l1_dirty = false;
+  return r;
+}
+
+int
+checkpoint (struct qcow2_image *img)
+{
+  /* Guest data in an external file must be durable before the L2
+   * entries pointing at it.
+   */
+  if (img->data != img->file && io_flush (img->data) == -1)
+    return -1;
+  if (refcount_writeback (img) == -1 ||
+      io_flush (img->file) == -1 ||
+      meta_cache_writeback (img->l2_cache, img->file) == -1 ||
+      write_l1 (img) == -1 ||
+      io_flush (img->file) == -1)
+    return -1;
+  /* The old pointers are gone on disk: now refcounts may drop (they are
+   * written at the next checkpoint; a crash before that only leaks).
+   */
+  return refcount_apply_releases (img);
+}
+
+int
+checkpoint_if_needed (struct qcow2_image *img)
+{
+  if (meta_cache_over_budget (img->l2_cache) ||
+      meta_cache_over_budget (img->w->refblock_cache) ||
+      img->w->nr_pending > MAX_PENDING_RELEASES)
+    return checkpoint (img);
+  return 0;
+}
+
+int
+write_corrupt (struct qcow2_image *img, const char *fs, ...)
+{
+  char msg[512];
+  va_list args;
+
+  va_start (args, fs);
+  vsnprintf (msg, sizeof msg, fs, args);
+  va_end (args);
+  diag_error ("%s: qcow2 image is corrupt: %s; further writes are refused",
+              img->filename, msg);
+  img->w->corrupt = true;
+  /* Version 2 has no feature bits to record it in. */
+  if (img->hdr.version >= 3) {
+    img->hdr.incompatible |= INCOMPAT_CORRUPT;
+    header_write_u64 (img, HDR_INCOMPATIBLE, img->hdr.incompatible);
+  }
+  errno = EIO;
+  return -1;
+}
+
+static bool
+overlaps (uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+  return a < b + blen && b < a + alen;
+}
+
+/* QEMU's "overlap check": a cluster about to hold data or new metadata
+ * must not be one the image already uses for metadata.  A hit means the
+ * refcounts lie: the image is corrupt.
+ */
+int
+check_no_overlap (struct qcow2_image *img, uint64_t offset, uint64_t bytes)
+{
+  const struct write_state *w = img->w;
+  const uint64_t cs = img->cluster_size;
+
+  if (overlaps (offset, bytes, 0, cs))
+    return write_corrupt (img, "allocation at %#" PRIx64 " overlaps the "
+                          "header", offset);
+  if (overlaps (offset, bytes, img->hdr.l1_table_offset,
+                (uint64_t) img->l1_size * 8))
+    return write_corrupt (img, "allocation at %#" PRIx64 " overlaps the "
+                          "L1 table", offset);
+  if (overlaps (offset, bytes, w->reftable_offset, w->reftable_entries * 8))
+    return write_corrupt (img, "allocation at %#" PRIx64 " overlaps the "
+                          "refcount table", offset);
+  if (img->hdr.nb_snapshots &&
+      overlaps (offset, bytes, img->hdr.snapshots_offset, cs))
+    return write_corrupt (img, "allocation at %#" PRIx64 " overlaps the "
+                          "snapshot table", offset);
+  for (uint32_t i = 0; i < img->l1_size; i++) {
+    uint64_t l2 = img->l1[i] & L1E_OFFSET_MASK;
+    if (l2 && overlaps (offset, bytes, l2, cs))
+      return write_corrupt (img, "allocation at %#" PRIx64 " overlaps the "
+                            "L2 table at %#" PRIx64, offset, l2);
+  }
+  for (uint64_t i = 0; i < w->reftable_entries; i++) {
+    uint64_t rb = w->reftable[i];
+    if (rb && overlaps (offset, bytes, rb, cs))
+      return write_corrupt (img, "allocation at %#" PRIx64 " overlaps the "
+                            "refcount block at %#" PRIx64, offset, rb);
+  }
+  return 0;
+}
+
+/* The header changes a writer must make before its first write. */
+static int
+header_prepare (struct qcow2_image *img)
+{
+  struct qcow2_header *h = &img->hdr;
+
+  if (h->version < 3)
+    return 0;
+  /* We maintain no persistent bitmaps: clearing the autoclear bit tells
+   * QEMU they are stale.  Unknown autoclear bits are cleared too.
+   */
+  if (h->autoclear & ~AUTOCLEAR_DATA_FILE_RAW) {
+    h->autoclear &= AUTOCLEAR_DATA_FILE_RAW;
+    if (header_write_u64 (img, HDR_AUTOCLEAR, h->autoclear) == -1)
+      return -1;
+  }
+  /* Lazy refcounts: the dirty bit is on disk before any write. */
+  if ((h->compatible & COMPAT_LAZY_REFCOUNTS) && !(h->incompatible & INCOMPAT_DIRTY)) {
+    h->incompatible |= INCOMPAT_DIRTY;
+    if (header_write_u64 (img, HDR_INCOMPATIBLE, h->incompatible) == -1)
+      return -1;
+    img->w->set_dirty_bit = true;
+  }
+  return 0;
+}
+
+static int
+prepare_locked (struct qcow2_image *img)
+{
+  if (img->w)
+    return 0;
+  if (img->readonly) {
+    diag_error ("%s: the image is open read-only", img->filename);
+    errno = EROFS;
+    return -1;
+  }
+  if (img->hdr.incompatible & INCOMPAT_CORRUPT) {
+    diag_error ("%s: the image is marked corrupt; repair it with "
+                "'qemu-img check -r all' before writing", img->filename);
+    errno = EIO;
+    return -1;
+  }
+  img->w = calloc (1, sizeof *img->w);
+  if (img->w == NULL) {
+    diag_error ("calloc: %m");
+    return -1;
+  }
+  pthread_mutex_init (&img->w->inflight_lock, NULL);
+  pthread_cond_init (&img->w->inflight_done, NULL);
+  if (refcount_init (img) == -1)
+    goto fail;
+  if ((img->hdr.incompatible & INCOMPAT_DIRTY) && refcount_rebuild (img) == -1)
+    goto fail;
+  if (header_prepare (img) == -1)
+    goto fail;
+  return 0;
+
+ fail:
+  write_state_free (img);
+  return -1;
+}
+
+int
+qcow2_prepare_write (struct qcow2_image *img)
+{
+  int r;
+
+  pthread_rwlock_wrlock (&img->meta_lock);
+  r = prepare_locked (img);
+  pthread_rwlock_unlock (&img->meta_lock);
+  return r;
+}
+
+void
+write_state_free (struct qcow2_image *img)
+{
+  if (img->w == NULL)
+    return;
+  refcount_fini (img);
+  pthread_cond_destroy (&img->w->inflight_done);
+  pthread_mutex_destroy (&img->w->inflight_lock);
+  free (img->w);
+  img->w = NULL;
+}
+
+/* On a clean close everything is written, the released clusters too,
+ * and the dirty bit we set is cleared.
+ */
+int
+write_finish (struct qcow2_image *img)
+{
+  int r = 0;
+
+  if (img->w == NULL)
+    return 0;
+  if (!img->w->corrupt) {
+    if (checkpoint (img) == -1 || checkpoint (img) == -1)
+      r = -1;
+    else if (img->w->set_dirty_bit) {
+      img->hdr.incompatible &= ~INCOMPAT_DIRTY;
+      r = header_write_u64 (img, HDR_INCOMPATIBLE, img->hdr.incompatible);
+    }
+  }
+  write_state_free (img);
+  return r;
+}
