@@ -98,6 +98,22 @@ read_fails ()
     done < "$BATS_FILE_TMPDIR/bad-images.list"
 }
 
+@test "bad images: a file that does not exist" {
+    skip_if_sanitizers "nbdkit hangs in exit() after a strerror message"
+    run run_nbdkit_startup -r "$QCOW2_PLUGIN" file="$BATS_TEST_TMPDIR/missing.qcow2"
+    echo "$output"
+    [ "$status" -ne 0 ] && [ "$status" -ne 124 ] && [ "$status" -lt 128 ]
+    grep -q 'missing.qcow2: No such file or directory' <<<"$output"
+}
+
+@test "bad images: a directory" {
+    skip_if_sanitizers "nbdkit hangs in exit() after a strerror message"
+    run run_nbdkit_startup -r "$QCOW2_PLUGIN" file="$BATS_TEST_TMPDIR"
+    echo "$output"
+    [ "$status" -ne 0 ] && [ "$status" -ne 124 ] && [ "$status" -lt 128 ]
+    grep -q 'Is a directory' <<<"$output"
+}
+
 # --- the header ---
 @test "bad header: magic" { refused_at_open magic 'bad magic'; }
 @test "bad header: version 1" { refused_at_open version-1 'version 1 is not supported'; }
