@@ -15,3 +15,9 @@ AM_LDFLAGS = $(SANITIZER_CFLAGS) $(PTHREAD_LIBS)
 # nbdkit modules: loadable, no version suffix, only the nbdkit entry point exported.
 module_ldflags = -module -avoid-version -shared -no-undefined \
 	-Wl,--version-script=$(top_srcdir)/common/module.syms
+
+# nbdkit dlclose()s modules at exit, before LeakSanitizer runs; keep ours
+# mapped in the sanitizer build so leak reports can name their frames.
+if SANITIZERS
+module_ldflags += -Wl,-z,nodelete
+endif
