@@ -71,7 +71,7 @@ unallocated_extents (struct qcow2_image *img, struct extent_acc *a,
                          forward_extent, a) == -1)
         return -1;
     }
-    else if (acc_add (a, offset, below, 0, false) == -1)
+    else if (backing_raw_extents (b, offset, below, forward_extent, a) == -1)
       return -1;
   }
   if (below < length)

@@ -22,6 +22,7 @@
 #include "qcow2.h"
 
 static char *filename;
+static char *data_file;
 static struct qcow2_options opts = { .backing = QCOW2_BACKING_AUTO };
 static struct qcow2_image *img;
 
@@ -35,6 +36,7 @@ static void
 qcow2_plugin_unload (void)
 {
   free (filename);
+  free (data_file);
 }
 
 static int
@@ -66,6 +68,28 @@ qcow2_plugin_config (const char *key, const char *value)
       return -1;
     }
   }
+  else if (strcmp (key, "max-chain-depth") == 0) {
+    if (nbdkit_parse_unsigned ("max-chain-depth", value,
+                               &opts.max_chain_depth) == -1)
+      return -1;
+    if (opts.max_chain_depth == 0) {
+      nbdkit_error ("max-chain-depth must be at least 1");
+      return -1;
+    }
+  }
+  else if (strcmp (key, "data-file") == 0) {
+    /* Like file=, relative to the directory nbdkit was started in. */
+    free (data_file);
+    data_file = nbdkit_realpath (value);
+    if (data_file == NULL)
+      return -1;
+    opts.data_file = data_file;
+  }
+  else if (strcmp (key, "snapshot") == 0) {
+    /* An internal snapshot is history: it is never written. */
+    opts.snapshot = value;
+    opts.readonly = true;
+  }
   else {
     nbdkit_error ("unknown parameter '%s'", key);
     return -1;
@@ -87,7 +111,10 @@ qcow2_plugin_config_complete (void)
 #define qcow2_plugin_config_help \
   "[file=]<FILENAME>     (required) The qcow2 image to serve.\n" \
   "l2-cache-size=<SIZE>  Bytes of L2 tables to cache (default 32M).\n" \
-  "backing=auto|none     Follow the backing chain, or serve the top image alone."
+  "backing=auto|none     Follow the backing chain, or serve the top image alone.\n" \
+  "max-chain-depth=<N>   Most backing files below the image (default 16).\n" \
+  "data-file=<FILENAME>  The external data file (default: as the image says).\n" \
+  "snapshot=<ID|NAME>    Serve this internal snapshot, read-only."
 
 static void
 qcow2_plugin_dump_plugin (void)
