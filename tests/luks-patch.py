@@ -1,0 +1,72 @@
+#!/usr/bin/python3
+# Damage or alter LUKS headers for the error tests of the luks filter.
+#
+#   luks-patch.py FILE luks1-cipher NAME      set the LUKS1 cipher name
+#   luks-patch.py FILE damage primary|secondary|both
+#                                             flip a byte of the LUKS2 JSON
+#                                             (checksums then fail)
+#   luks-patch.py FILE json integrity|twofish|requirement
+#                                             change the LUKS2 metadata in
+#                                             both headers, checksums fixed
+import hashlib
+import json
+import struct
+import sys
+
+path, op = sys.argv[1], sys.argv[2]
+f = open(path, "r+b")
+
+
+def headers():
+    """Offsets and sizes of the two LUKS2 headers."""
+    f.seek(0)
+    b = f.read(4096)
+    assert b[:6] == b"LUKS\xba\xbe" and struct.unpack(">H", b[6:8])[0] == 2
+    size = struct.unpack(">Q", b[8:16])[0]
+    return [(0, size), (size, size)]
+
+
+def rewrite(off, size, meta):
+    f.seek(off)
+    hdr = bytearray(f.read(size))
+    text = json.dumps(meta, separators=(",", ":")).encode()
+    area = size - 4096
+    assert len(text) < area
+    hdr[4096:] = text + b"\0" * (area - len(text))
+    hdr[448:512] = b"\0" * 64
+    hdr[448:480] = hashlib.sha256(hdr).digest()
+    f.seek(off)
+    f.write(hdr)
+
+
+if op == "luks1-cipher":
+    name = sys.argv[3].encode()
+    f.seek(8)
+    f.write(name + b"\0" * (32 - len(name)))
+elif op == "damage":
+    which = {"primary": [0], "secondary": [1], "both": [0, 1]}[sys.argv[3]]
+    hs = headers()
+    for i in which:
+        off = hs[i][0] + 4096 + 10
+        f.seek(off)
+        c = f.read(1)
+        f.seek(off)
+        f.write(bytes([c[0] ^ 0x55]))
+elif op == "json":
+    what = sys.argv[3]
+    for off, size in headers():
+        f.seek(off + 4096)
+        meta = json.loads(f.read(size - 4096).rstrip(b"\0"))
+        seg = meta["segments"]["0"]
+        if what == "integrity":
+            seg["integrity"] = {"type": "hmac(sha256)",
+                                "journal_encryption": "none",
+                                "journal_integrity": "none"}
+        elif what == "twofish":
+            seg["encryption"] = "twofish-xts-plain64"
+        elif what == "requirement":
+            meta["config"]["requirements"] = {"mandatory": ["future-feature"]}
+        rewrite(off, size, meta)
+else:
+    sys.exit("unknown operation " + op)
+f.close()
