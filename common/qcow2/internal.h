@@ -201,6 +201,12 @@ extern int qcow1_open (struct qcow2_image *img);
 extern int qcow1_cluster_map (struct qcow2_image *img, uint64_t offset,
                               uint64_t max_len, struct mapping *m);
 
+/* data-io.c: guest data in host clusters (the place for encryption). */
+extern int data_read (struct qcow2_image *img, void *buf, uint64_t count,
+                      uint64_t host, uint64_t guest);
+extern int data_write (struct qcow2_image *img, const void *buf,
+                       uint64_t count, uint64_t host, uint64_t guest);
+
 /* read.c */
 extern int image_read_unallocated (struct qcow2_image *img, void *buf,
                                    uint64_t count, uint64_t offset);

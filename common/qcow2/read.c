@@ -60,18 +60,6 @@ image_read_unallocated (struct qcow2_image *img, void *buf, uint64_t count,
 }
 
 static int
-read_data (struct qcow2_image *img, void *buf, uint64_t count,
-           uint64_t host_offset)
-{
-  /* The last cluster of a file may be partly beyond its end (and an
-   * external data file may be short): that part reads as zeroes.
-   */
-  if (host_offset + count > img->data_size)
-    return io_pread_zero_padded (img->data, buf, count, host_offset);
-  return io_pread (img->data, buf, count, host_offset);
-}
-
-static int
 read_compressed (struct qcow2_image *img, struct scratch *s, void *buf,
                  uint64_t count, uint64_t offset, const struct mapping *m)
 {
@@ -131,7 +119,7 @@ qcow2_pread (struct qcow2_image *img, void *buf, uint64_t count,
       break;
     switch (m.kind) {
     case MAP_DATA:
-      r = read_data (img, p, m.length, m.host_offset);
+      r = data_read (img, p, m.length, m.host_offset, offset);
       break;
     case MAP_ZERO:
       memset (p, 0, m.length);

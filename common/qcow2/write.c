@@ -286,10 +286,10 @@ write_run_data (struct qcow2_image *img, const struct run *r,
         (tail && qcow2_pread (img, copy + head, tail, r->offset + r->length) == -1))
       goto out;
   }
-  if ((head && io_pwrite (img->data, copy, head, host) == -1) ||
-      io_pwrite (img->data, buf, r->length, host + head) == -1 ||
-      (tail && io_pwrite (img->data, copy + head, tail,
-                          host + head + r->length) == -1))
+  if ((head && data_write (img, copy, head, host, span_first) == -1) ||
+      data_write (img, buf, r->length, host + head, r->offset) == -1 ||
+      (tail && data_write (img, copy + head, tail, host + head + r->length,
+                           r->offset + r->length) == -1))
     goto out;
   ret = 0;
  out:
@@ -398,7 +398,8 @@ write_step (struct qcow2_image *img, const unsigned char *buf, uint64_t count,
     return -1;
 
   if (r.class == DIRECT)
-    return io_pwrite (img->data, buf, r.length, r.host) == -1 ? -1 : (int64_t) r.length;
+    return data_write (img, buf, r.length, r.host, offset) == -1
+      ? -1 : (int64_t) r.length;
 
   p = write_run_data (img, &r, buf);
   pthread_rwlock_wrlock (&img->meta_lock);
