@@ -243,7 +243,13 @@ plan_run (struct qcow2_image *img, uint64_t offset, uint64_t count,
     meta_cache_put (img->l2_cache, r->l2);
     return 0;
   }
-  if (r->class == FRESH) {
+  if (r->class == FRESH && img->data != img->file)
+    /* QEMU keeps every cluster of an external data file at its guest
+     * offset, outside the image's refcounts (so a raw data file stays a
+     * valid raw image).
+     */
+    r->host = cluster << img->cluster_bits;
+  else if (r->class == FRESH) {
     int64_t host = refcount_alloc (img, r->nr_clusters);
     if (host == -1)
       goto err;

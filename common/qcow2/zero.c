@@ -219,6 +219,10 @@ zero_or_discard (struct qcow2_image *img, uint64_t count, uint64_t offset,
   uint64_t first = ROUND_UP (offset, g);
   uint64_t last = ROUND_DOWN (offset + count, g);
 
+  /* A raw external data file must keep holding the guest's bytes. */
+  if (img->hdr.autoclear & AUTOCLEAR_DATA_FILE_RAW)
+    return mode == DISCARD ? 0 : write_zeroes (img, count, offset, flags);
+
   /* Version 2 cannot say "zero" except by deallocating, which shows the
    * backing file through: then zeroes must be written as data.
    */
