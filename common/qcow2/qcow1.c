@@ -65,7 +65,7 @@ qcow1_detect (struct io *file, uint64_t file_size)
 static int
 bad_header (struct qcow2_image *img, const char *msg)
 {
-  diag_error ("%s: invalid qcow header: %s", img->filename, msg);
+  diag_error ("%s: invalid qcow version 1 header: %s", img->filename, msg);
   errno = EINVAL;
   return -1;
 }
