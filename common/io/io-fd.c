@@ -146,6 +146,49 @@ fd_punch (struct io *io, uint64_t offset, uint64_t count)
   return 0;
 }
 
+static int64_t
+fd_allocated (struct io *io)
+{
+  struct io_fd *f = (struct io_fd *) io;
+  struct stat st;
+
+  if (fstat (f->fd, &st) == -1) {
+    int e = errno;
+    diag_error ("%s: fstat: %m", f->name);
+    errno = e;
+    return -1;
+  }
+  return (int64_t) st.st_blocks * 512;
+}
+
+static int
+fd_extent (struct io *io, uint64_t offset, uint64_t count, bool *hole,
+           uint64_t *length)
+{
+  struct io_fd *f = (struct io_fd *) io;
+  off_t data = lseek (f->fd, offset, SEEK_DATA), end;
+
+  if (data == -1 && errno == ENXIO) {   /* a hole up to the end of file */
+    *hole = true;
+    *length = count;
+    return 0;
+  }
+  if (data == -1) {                     /* no SEEK_DATA here: say data */
+    *hole = false;
+    *length = count;
+    return 0;
+  }
+  if ((uint64_t) data > offset) {
+    *hole = true;
+    *length = MIN ((uint64_t) data - offset, count);
+    return 0;
+  }
+  end = lseek (f->fd, offset, SEEK_HOLE);
+  *hole = false;
+  *length = end == -1 ? count : MIN ((uint64_t) end - offset, count);
+  return 0;
+}
+
 static void
 fd_close (struct io *io)
 {
@@ -163,6 +206,8 @@ static const struct io_ops fd_ops = {
   .size = fd_size,
   .truncate = fd_truncate,
   .punch = fd_punch,
+  .extent = fd_extent,
+  .allocated = fd_allocated,
   .close = fd_close,
 };
 
@@ -208,6 +253,28 @@ io_punch (struct io *io, uint64_t offset, uint64_t count)
   if (io->ops->punch == NULL)
     return 0;
   return io->ops->punch (io, offset, count);
+}
+
+int64_t
+io_allocated (struct io *io)
+{
+  if (io->ops->allocated == NULL) {
+    errno = ENOTSUP;
+    return -1;
+  }
+  return io->ops->allocated (io);
+}
+
+int
+io_extent (struct io *io, uint64_t offset, uint64_t count, bool *hole,
+           uint64_t *length)
+{
+  if (io->ops->extent == NULL) {
+    *hole = false;
+    *length = count;
+    return 0;
+  }
+  return io->ops->extent (io, offset, count, hole, length);
 }
 
 int

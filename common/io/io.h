@@ -24,6 +24,13 @@ struct io_ops {
   int (*truncate) (struct io *io, uint64_t size);
   /* Give back the space of a range (it then reads as zeroes). Optional. */
   int (*punch) (struct io *io, uint64_t offset, uint64_t count);
+  /* Bytes of storage the file really uses (st_blocks), or -1. Optional. */
+  int64_t (*allocated) (struct io *io);
+  /* Is offset in a hole of a sparse file, and for how many bytes (at
+   * most count) does that last?  Optional.
+   */
+  int (*extent) (struct io *io, uint64_t offset, uint64_t count,
+                 bool *hole, uint64_t *length);
   void (*close) (struct io *io);
 };
 
@@ -72,6 +79,15 @@ io_close (struct io *io)
 
 /* Punch a hole; returns 0 and does nothing where the backend cannot. */
 extern int io_punch (struct io *io, uint64_t offset, uint64_t count);
+
+/* Bytes the file really occupies; -1 with errno ENOTSUP if unknown. */
+extern int64_t io_allocated (struct io *io);
+
+/* Where the file below is sparse: sets *hole and the length (at most
+ * count) of the run at offset.  Backends that cannot tell report data.
+ */
+extern int io_extent (struct io *io, uint64_t offset, uint64_t count,
+                      bool *hole, uint64_t *length);
 
 /* Read count bytes; the part past the end of the file reads as zeroes.
  * For ranges the format allows to run past EOF (compressed clusters).

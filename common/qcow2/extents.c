@@ -6,6 +6,7 @@
 #include <config.h>
 
 #include "internal.h"
+#include "io.h"
 #include "minmax.h"
 
 /* Adjacent runs of one type are merged before they reach the caller. */
@@ -80,6 +81,33 @@ unallocated_extents (struct qcow2_image *img, struct extent_acc *a,
   return 0;
 }
 
+/* In a metadata-preallocated image (prealloc.c), data clusters whose
+ * host range is a hole in the file read as zeroes and say so (data,
+ * zero), as QEMU reports them.
+ */
+static int
+data_extents (struct qcow2_image *img, struct extent_acc *a, uint64_t offset,
+              uint64_t length, uint64_t host, bool req_one)
+{
+  while (length > 0) {
+    bool hole;
+    uint64_t n;
+    int r;
+
+    if (io_extent (img->data, host, length, &hole, &n) == -1)
+      return -1;
+    if (n == 0)
+      n = length;
+    r = acc_add (a, offset, n, hole ? QCOW2_EXTENT_ZERO : 0, req_one);
+    if (r != 0)
+      return r;
+    offset += n;
+    host += n;
+    length -= n;
+  }
+  return 0;
+}
+
 int
 qcow2_extents (struct qcow2_image *img, uint64_t count, uint64_t offset,
                bool req_one, qcow2_extent_fn fn, void *opaque)
@@ -98,6 +126,11 @@ qcow2_extents (struct qcow2_image *img, uint64_t count, uint64_t offset,
 
     switch (m.kind) {
     case MAP_DATA:
+      if (img->metadata_preallocated)
+        r = data_extents (img, &a, offset, m.length, m.host_offset, req_one);
+      else
+        r = acc_add (&a, offset, m.length, 0, req_one);
+      break;
     case MAP_COMPRESSED:
       r = acc_add (&a, offset, m.length, 0, req_one);
       break;

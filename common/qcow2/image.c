@@ -177,7 +177,8 @@ image_open (const struct qcow2_options *opts, const struct chain_link *above,
     describe (img);
     if (image_load_l1 (img, img->hdr.l1_table_offset, img->hdr.l1_size) == -1 ||
         data_file_open (img, opts) == -1 ||
-        snapshot_open (img, opts) == -1)
+        snapshot_open (img, opts) == -1 ||
+        detect_metadata_preallocation (img) == -1)
       goto fail;
   }
   if (backing_open (img, opts, above) == -1)

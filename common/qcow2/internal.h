@@ -110,6 +110,7 @@ struct qcow2_image {
    */
   pthread_rwlock_t meta_lock;
 
+  bool metadata_preallocated;   /* see prealloc.c */
   uint64_t file_size;           /* cached length of file */
   uint64_t data_size;           /* cached length of data */
   bool readonly;
@@ -200,6 +201,13 @@ extern bool qcow1_detect (struct io *file, uint64_t file_size);
 extern int qcow1_open (struct qcow2_image *img);
 extern int qcow1_cluster_map (struct qcow2_image *img, uint64_t offset,
                               uint64_t max_len, struct mapping *m);
+
+/* refcount.c: entry i of a refcount block of 2^order-bit entries. */
+extern uint64_t refcount_block_entry (const unsigned char *block, uint64_t i,
+                                      unsigned order);
+
+/* prealloc.c: does the image look "metadata preallocated" to QEMU? */
+extern int detect_metadata_preallocation (struct qcow2_image *img);
 
 /* data-io.c: guest data in host clusters (the place for encryption). */
 extern int data_read (struct qcow2_image *img, void *buf, uint64_t count,

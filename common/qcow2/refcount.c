@@ -33,8 +33,8 @@ entries_per_block (const struct qcow2_image *img)
 /* Entries narrower than a byte are packed least significant bit first;
  * wider ones are big-endian ("Refcount table").
  */
-static uint64_t
-block_entry_get (const unsigned char *block, uint64_t i, unsigned order)
+uint64_t
+refcount_block_entry (const unsigned char *block, uint64_t i, unsigned order)
 {
   switch (order) {
   case 0: case 1: case 2: {
@@ -270,7 +270,7 @@ refcount_get (struct qcow2_image *img, uint64_t cluster, uint64_t *value)
   }
   if (get_block (img, b, &t) == -1)
     return -1;
-  *value = block_entry_get (t->data, cluster & (entries_per_block (img) - 1),
+  *value = refcount_block_entry (t->data, cluster & (entries_per_block (img) - 1),
                             img->hdr.refcount_order);
   meta_cache_put (w->refblock_cache, t);
   return 0;
