@@ -95,34 +95,18 @@ image_load_l1 (struct qcow2_image *img, uint64_t offset, uint32_t size)
   return 0;
 }
 
-/* Features whose support is not built yet are refused by name. */
-static int
-check_supported (struct qcow2_image *img, const struct qcow2_options *opts)
-{
-  const struct qcow2_header *h = &img->hdr;
-  const char *what = NULL;
-
-  if (h->crypt_method != CRYPT_NONE)
-    what = "encryption";
-  if (what) {
-    diag_error ("%s: this image uses %s, which is not supported yet",
-                img->filename, what);
-    errno = ENOTSUP;
-    return -1;
-  }
-  return 0;
-}
-
 static void
 describe (struct qcow2_image *img)
 {
   const struct qcow2_header *h = &img->hdr;
 
   snprintf (img->description, sizeof img->description,
-            "qcow2 v%" PRIu32 ", %" PRIu64 " byte clusters, %u-bit refcounts%s%s",
+            "qcow2 v%" PRIu32 ", %" PRIu64 " byte clusters, %u-bit refcounts%s%s%s",
             h->version, img->cluster_size, 1u << h->refcount_order,
             img->extended_l2 ? ", extended L2" : "",
-            h->compression_type == 1 ? ", zstd" : "");
+            h->compression_type == 1 ? ", zstd" : "",
+            h->crypt_method == CRYPT_LUKS ? ", LUKS encrypted"
+            : h->crypt_method == CRYPT_AES ? ", AES encrypted" : "");
 }
 
 int
@@ -170,13 +154,13 @@ image_open (const struct qcow2_options *opts, const struct chain_link *above,
       goto fail;
   }
   else {
-    if (header_parse (img->file, img->file_size, &img->hdr) == -1 ||
-        check_supported (img, opts) == -1)
+    if (header_parse (img->file, img->file_size, &img->hdr) == -1)
       goto fail;
     set_geometry (img);
     describe (img);
     if (image_load_l1 (img, img->hdr.l1_table_offset, img->hdr.l1_size) == -1 ||
         data_file_open (img, opts) == -1 ||
+        crypt_open (img, opts) == -1 ||
         snapshot_open (img, opts) == -1 ||
         detect_metadata_preallocation (img) == -1)
       goto fail;
@@ -211,12 +195,14 @@ qcow2_close (struct qcow2_image *img)
   r = write_finish (img);
   backing_close (img->backing);
   meta_cache_destroy (img->l2_cache);
+  crypt_close (img->crypt);
   if (img->data != img->file)
     io_close (img->data);
   io_close (img->file);
   header_free (&img->hdr);
   pthread_rwlock_destroy (&img->meta_lock);
   free (img->l1);
+  free (img->snapshot_l1s);
   free (img->filename);
   free (img);
   return r;

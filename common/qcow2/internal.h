@@ -99,6 +99,7 @@ struct qcow2_image {
 
   struct meta_cache *l2_cache;
   struct backing *backing;      /* NULL: unallocated reads as zeroes */
+  struct qcow2_crypt *crypt;    /* NULL unless encrypted (crypt.c) */
 
   /* Write state (refcount.c, write.c, writeback.c), all guarded by
    * meta_lock held exclusively.
@@ -109,6 +110,13 @@ struct qcow2_image {
    * hold it exclusively.  Data I/O runs outside it.
    */
   pthread_rwlock_t meta_lock;
+
+  /* Every snapshot's L1 table, for repair and the overlap check. */
+  struct snapshot_l1 {
+    uint64_t offset;
+    uint32_t size;
+  } *snapshot_l1s;
+  uint64_t snapshot_table_bytes;
 
   bool metadata_preallocated;   /* see prealloc.c */
   uint64_t file_size;           /* cached length of file */
@@ -214,6 +222,23 @@ extern int data_read (struct qcow2_image *img, void *buf, uint64_t count,
                       uint64_t host, uint64_t guest);
 extern int data_write (struct qcow2_image *img, const void *buf,
                        uint64_t count, uint64_t host, uint64_t guest);
+/* The bytes as stored, encrypted or not. */
+extern int data_read_plain (struct qcow2_image *img, void *buf,
+                            uint64_t count, uint64_t host);
+extern int data_write_plain (struct qcow2_image *img, const void *buf,
+                             uint64_t count, uint64_t host);
+
+/* crypt.c: built-in encryption.  crypt_open unlocks an encrypted image
+ * (sets img->crypt); crypt_read/crypt_write take any byte range.
+ */
+struct qcow2_crypt;
+extern int crypt_open (struct qcow2_image *img,
+                       const struct qcow2_options *opts);
+extern void crypt_close (struct qcow2_crypt *c);
+extern int crypt_read (struct qcow2_image *img, void *buf, uint64_t count,
+                       uint64_t host, uint64_t guest);
+extern int crypt_write (struct qcow2_image *img, const void *buf,
+                        uint64_t count, uint64_t host, uint64_t guest);
 
 /* read.c */
 extern int image_read_unallocated (struct qcow2_image *img, void *buf,

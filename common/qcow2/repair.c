@@ -85,6 +85,32 @@ count_l1 (struct qcow2_image *img, struct counts *c, const uint64_t *l1,
 }
 
 static int
+count_snapshot (struct qcow2_image *img, struct counts *c,
+                const struct snapshot_l1 *sn)
+{
+  uint64_t bytes = (uint64_t) sn->size * 8;
+  uint64_t *l1;
+  int r;
+
+  if (sn->size == 0)
+    return 0;
+  l1 = malloc (bytes);
+  if (l1 == NULL) {
+    diag_error ("malloc: %m");
+    return -1;
+  }
+  r = io_pread (img->file, l1, bytes, sn->offset);
+  for (uint32_t i = 0; r == 0 && i < sn->size; i++)
+    l1[i] = load_be64 (&l1[i]);
+  if (r == 0)
+    r = count_range (img, c, sn->offset, bytes);
+  if (r == 0)
+    r = count_l1 (img, c, l1, sn->size);
+  free (l1);
+  return r;
+}
+
+static int
 count_everything (struct qcow2_image *img, struct counts *c)
 {
   const struct write_state *w = img->w;
@@ -99,6 +125,13 @@ count_everything (struct qcow2_image *img, struct counts *c)
     if (w->reftable[i] &&
         count_range (img, c, w->reftable[i], img->cluster_size) == -1)
       return -1;
+  /* Snapshots share clusters: each path from an L1 table counts. */
+  if (count_range (img, c, img->hdr.snapshots_offset,
+                   img->snapshot_table_bytes) == -1)
+    return -1;
+  for (uint32_t i = 0; i < img->hdr.nb_snapshots; i++)
+    if (count_snapshot (img, c, &img->snapshot_l1s[i]) == -1)
+      return -1;
   if (img->hdr.crypto_offset &&
       count_range (img, c, img->hdr.crypto_offset, img->hdr.crypto_length) == -1)
     return -1;
@@ -111,13 +144,6 @@ refcount_rebuild (struct qcow2_image *img)
   struct counts c;
   int r = -1;
 
-  if (img->hdr.nb_snapshots > 0) {
-    diag_error ("%s: the image was not closed cleanly (dirty bit set) and "
-                "has internal snapshots; repair it with "
-                "'qemu-img check -r all' first", img->filename);
-    errno = ENOTSUP;
-    return -1;
-  }
   diag_debug ("%s: dirty image: rebuilding refcounts", img->filename);
   c.nr = img->w->end_cluster;
   c.n = calloc (c.nr ? c.nr : 1, sizeof *c.n);

@@ -231,6 +231,17 @@ snapshot_open (struct qcow2_image *img, const struct qcow2_options *opts)
                 sn[i].vm_state_size, sn[i].date_sec);
   }
 
+  img->snapshot_table_bytes = offset - img->hdr.snapshots_offset;
+  img->snapshot_l1s = calloc (n, sizeof *img->snapshot_l1s);
+  if (img->snapshot_l1s == NULL) {
+    diag_error ("calloc: %m");
+    goto out;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    img->snapshot_l1s[i].offset = sn[i].l1_offset;
+    img->snapshot_l1s[i].size = sn[i].l1_size;
+  }
+
   r = 0;
   if (opts->snapshot) {
     want = find_snapshot (sn, n, opts->snapshot);

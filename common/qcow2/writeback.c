@@ -136,10 +136,15 @@ check_no_overlap (struct qcow2_image *img, uint64_t offset, uint64_t bytes)
   if (overlaps (offset, bytes, w->reftable_offset, w->reftable_entries * 8))
     return write_corrupt (img, "allocation at %#" PRIx64 " overlaps the "
                           "refcount table", offset);
-  if (img->hdr.nb_snapshots &&
-      overlaps (offset, bytes, img->hdr.snapshots_offset, cs))
+  if (overlaps (offset, bytes, img->hdr.snapshots_offset,
+                img->snapshot_table_bytes))
     return write_corrupt (img, "allocation at %#" PRIx64 " overlaps the "
                           "snapshot table", offset);
+  for (uint32_t i = 0; i < img->hdr.nb_snapshots; i++)
+    if (overlaps (offset, bytes, img->snapshot_l1s[i].offset,
+                  (uint64_t) img->snapshot_l1s[i].size * 8))
+      return write_corrupt (img, "allocation at %#" PRIx64 " overlaps the "
+                            "L1 table of snapshot %" PRIu32, offset, i);
   for (uint32_t i = 0; i < img->l1_size; i++) {
     uint64_t l2 = img->l1[i] & L1E_OFFSET_MASK;
     if (l2 && overlaps (offset, bytes, l2, cs))
