@@ -87,4 +87,32 @@ extern int qcow2_extents (struct qcow2_image *img, uint64_t count,
                           uint64_t offset, bool req_one,
                           qcow2_extent_fn fn, void *opaque);
 
+/* Making a new image (create.c): the file `qemu-img create -f qcow2`
+ * makes for the same options, byte for byte.  The image file must not
+ * exist; nothing is left behind on failure.
+ */
+enum qcow2_preallocation {
+  QCOW2_PREALLOC_OFF,
+  QCOW2_PREALLOC_METADATA,      /* every L2 table and data cluster */
+};
+
+struct qcow2_create_options {
+  const char *filename;
+  uint64_t size;                /* virtual size, rounded up to 512 */
+  bool size_from_backing;       /* no size: the backing file's (raw, qcow2) */
+  uint32_t cluster_size;        /* 0 = 64K */
+  unsigned version;             /* 2 (compat=0.10) or 3; 0 = 3 */
+  unsigned compression_type;    /* header value: 0 zlib, 1 zstd */
+  bool extended_l2;
+  unsigned refcount_bits;       /* 0 = 16 */
+  bool lazy_refcounts;
+  const char *backing_file;     /* stored as given; relative to the image */
+  const char *backing_format;   /* required with backing_file */
+  const char *data_file;        /* created (must not exist); stored as given */
+  bool data_file_raw;
+  enum qcow2_preallocation preallocation;
+};
+
+extern int qcow2_create (const struct qcow2_create_options *opts);
+
 #endif /* QCOW2_H */
