@@ -17,12 +17,14 @@
 #include <nbdkit-plugin.h>
 
 #include "codec.h"
+#include "create-params.h"
 #include "diag.h"
 #include "minmax.h"
 #include "qcow2.h"
 
 static char *filename;
 static char *data_file;
+static const char *data_file_arg;      /* data-file= as given */
 static struct qcow2_options opts = { .backing = QCOW2_BACKING_AUTO };
 static struct qcow2_image *img;
 
@@ -43,8 +45,9 @@ static int
 qcow2_plugin_config (const char *key, const char *value)
 {
   if (strcmp (key, "file") == 0) {
+    /* Resolved in .config_complete: with create=true it may not exist. */
     free (filename);
-    filename = nbdkit_realpath (value);
+    filename = nbdkit_absolute_path (value);
     if (filename == NULL)
       return -1;
   }
@@ -78,12 +81,12 @@ qcow2_plugin_config (const char *key, const char *value)
     }
   }
   else if (strcmp (key, "data-file") == 0) {
-    /* Like file=, relative to the directory nbdkit was started in. */
-    free (data_file);
-    data_file = nbdkit_realpath (value);
-    if (data_file == NULL)
+    /* Like file=, relative to the directory nbdkit was started in;
+     * resolved in .config_complete.
+     */
+    data_file_arg = nbdkit_strdup_intern (value);
+    if (data_file_arg == NULL)
       return -1;
-    opts.data_file = data_file;
   }
   else if (strcmp (key, "snapshot") == 0) {
     /* An internal snapshot is history: it is never written. */
@@ -91,8 +94,14 @@ qcow2_plugin_config (const char *key, const char *value)
     opts.readonly = true;
   }
   else {
-    nbdkit_error ("unknown parameter '%s'", key);
-    return -1;
+    int r = create_config (key, value);
+
+    if (r == -1)
+      return -1;
+    if (r == 0) {
+      nbdkit_error ("unknown parameter '%s'", key);
+      return -1;
+    }
   }
   return 0;
 }
@@ -104,6 +113,27 @@ qcow2_plugin_config_complete (void)
     nbdkit_error ("you must supply the file=<FILENAME> parameter");
     return -1;
   }
+  if (create_config_complete (filename) == -1)
+    return -1;
+
+  /* An image that create=true is about to make (and its data file)
+   * cannot be resolved yet: their absolute paths serve.
+   */
+  if (!create_pending ()) {
+    char *path = nbdkit_realpath (filename);
+
+    if (path == NULL)
+      return -1;
+    free (filename);
+    filename = path;
+  }
+  if (data_file_arg) {
+    data_file = create_pending () ? nbdkit_absolute_path (data_file_arg)
+                                  : nbdkit_realpath (data_file_arg);
+    if (data_file == NULL)
+      return -1;
+    opts.data_file = data_file;
+  }
   opts.filename = filename;
   return 0;
 }
@@ -114,6 +144,7 @@ qcow2_plugin_config_complete (void)
   "backing=auto|none     Follow the backing chain, or serve the top image alone.\n" \
   "max-chain-depth=<N>   Most backing files below the image (default 16).\n" \
   "data-file=<FILENAME>  The external data file (default: as the image says).\n" \
+  create_config_help "\n" \
   "snapshot=<ID|NAME>    Serve this internal snapshot, read-only."
 
 static void
@@ -127,6 +158,9 @@ qcow2_plugin_dump_plugin (void)
 static int
 qcow2_plugin_get_ready (void)
 {
+  if (create_pending () && create_image (filename, data_file_arg) == -1)
+    return -1;
+
   return qcow2_open (&opts, &img);
 }
 

@@ -1,0 +1,198 @@
+/* The qcow2 plugin's create=true parameters.
+ *
+ * They are the -o options of `qemu-img create -f qcow2` with '-' for
+ * '_', and mean the same.  This file only parses them: the rules about
+ * which combinations are allowed, and the image itself, are in
+ * common/qcow2/create.c.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define NBDKIT_API_VERSION 2
+#include <nbdkit-plugin.h>
+
+#include "create-params.h"
+#include "qcow2.h"
+
+static bool create;
+static bool pending;
+static bool size_given;
+static const char *option_given;       /* a creation option, for messages */
+static struct qcow2_create_options copts;
+
+/* An on/off option. */
+static int
+parse_switch (const char *value, bool *ret)
+{
+  int r = nbdkit_parse_bool (value);
+
+  if (r == -1)
+    return -1;
+  *ret = r;
+  return 0;
+}
+
+static int
+parse_compat (const char *value)
+{
+  if (strcmp (value, "0.10") == 0 || strcmp (value, "v2") == 0)
+    copts.version = 2;
+  else if (strcmp (value, "1.1") == 0 || strcmp (value, "v3") == 0)
+    copts.version = 3;
+  else {
+    nbdkit_error ("compat must be 0.10 (or v2) or 1.1 (or v3), not '%s'", value);
+    return -1;
+  }
+  return 0;
+}
+
+static int
+parse_compression_type (const char *value)
+{
+  if (strcmp (value, "zlib") == 0)
+    copts.compression_type = 0;
+  else if (strcmp (value, "zstd") == 0)
+    copts.compression_type = 1;
+  else {
+    nbdkit_error ("compression-type must be zlib or zstd, not '%s'", value);
+    return -1;
+  }
+  return 0;
+}
+
+static int
+parse_preallocation (const char *value)
+{
+  if (strcmp (value, "off") == 0)
+    copts.preallocation = QCOW2_PREALLOC_OFF;
+  else if (strcmp (value, "metadata") == 0)
+    copts.preallocation = QCOW2_PREALLOC_METADATA;
+  else {
+    nbdkit_error ("preallocation must be off or metadata, not '%s'", value);
+    return -1;
+  }
+  return 0;
+}
+
+/* Sizes go through nbdkit_parse_size; the ranges are checked with the
+ * other rules in create.c.
+ */
+static int
+parse_cluster_size (const char *value)
+{
+  int64_t r = nbdkit_parse_size (value);
+
+  if (r == -1)
+    return -1;
+  if (r == 0 || r > UINT32_MAX) {
+    nbdkit_error ("Cluster size must be a power of two between 512 and 2048k");
+    return -1;
+  }
+  copts.cluster_size = r;
+  return 0;
+}
+
+static int
+parse_string (const char *value, const char **ret)
+{
+  *ret = nbdkit_strdup_intern (value);
+  return *ret ? 0 : -1;
+}
+
+int
+create_config (const char *key, const char *value)
+{
+  int r;
+
+  if (strcmp (key, "create") == 0)
+    return parse_switch (value, &create) == -1 ? -1 : 1;
+
+  if (strcmp (key, "size") == 0) {
+    int64_t size = nbdkit_parse_size (value);
+
+    if (size == -1)
+      return -1;
+    copts.size = size;
+    size_given = true;
+    r = 0;
+  }
+  else if (strcmp (key, "cluster-size") == 0)
+    r = parse_cluster_size (value);
+  else if (strcmp (key, "compat") == 0)
+    r = parse_compat (value);
+  else if (strcmp (key, "compression-type") == 0)
+    r = parse_compression_type (value);
+  else if (strcmp (key, "extended-l2") == 0)
+    r = parse_switch (value, &copts.extended_l2);
+  else if (strcmp (key, "refcount-bits") == 0)
+    r = nbdkit_parse_unsigned (key, value, &copts.refcount_bits);
+  else if (strcmp (key, "lazy-refcounts") == 0)
+    r = parse_switch (value, &copts.lazy_refcounts);
+  else if (strcmp (key, "backing-file") == 0)
+    r = parse_string (value, &copts.backing_file);
+  else if (strcmp (key, "backing-format") == 0)
+    r = parse_string (value, &copts.backing_format);
+  else if (strcmp (key, "data-file-raw") == 0)
+    r = parse_switch (value, &copts.data_file_raw);
+  else if (strcmp (key, "preallocation") == 0)
+    r = parse_preallocation (value);
+  else
+    return 0;
+
+  if (r == -1)
+    return -1;
+  option_given = nbdkit_strdup_intern (key);
+  return 1;
+}
+
+int
+create_config_complete (const char *filename)
+{
+  if (!create) {
+    if (option_given) {
+      nbdkit_error ("%s= only applies to a new image: add create=true",
+                    option_given);
+      return -1;
+    }
+    return 0;
+  }
+  if (!size_given && copts.backing_file == NULL) {
+    nbdkit_error ("create=true needs size= (or backing-file= to take its size)");
+    return -1;
+  }
+  copts.size_from_backing = !size_given;
+
+  if (access (filename, F_OK) == 0) {
+    nbdkit_debug ("%s exists: opening it as it is", filename);
+    return 0;
+  }
+  if (errno != ENOENT) {
+    nbdkit_error ("%s: %m", filename);
+    return -1;
+  }
+  pending = true;
+  return 0;
+}
+
+bool
+create_pending (void)
+{
+  return pending;
+}
+
+int
+create_image (const char *filename, const char *data_file)
+{
+  copts.filename = filename;
+  copts.data_file = data_file;
+  if (qcow2_create (&copts) == -1)
+    return -1;
+  pending = false;
+  return 0;
+}
