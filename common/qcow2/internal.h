@@ -119,6 +119,8 @@ struct qcow2_image {
   uint64_t snapshot_table_bytes;
 
   bool metadata_preallocated;   /* see prealloc.c */
+  int compression_level;        /* QCOW2_COMPRESSED writes; 0 = default */
+
   uint64_t file_size;           /* cached length of file */
   uint64_t data_size;           /* cached length of data */
   bool readonly;

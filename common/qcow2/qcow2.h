@@ -62,6 +62,14 @@ extern const char *qcow2_description (const struct qcow2_image *img);
  */
 extern int qcow2_prepare_write (struct qcow2_image *img);
 
+/* Check that the image can take QCOW2_COMPRESSED writes (not with an
+ * external data file or encryption, as QEMU) and choose the codec level
+ * for them (0 = the codec library's default, see codec.h).  Optional:
+ * such writes work without it, at the default level.
+ */
+extern int qcow2_enable_compressed_writes (struct qcow2_image *img,
+                                           int level);
+
 extern int qcow2_pread (struct qcow2_image *img, void *buf,
                         uint64_t count, uint64_t offset);
 extern int qcow2_pwrite (struct qcow2_image *img, const void *buf,

@@ -374,6 +374,8 @@ refcount_apply_releases (struct qcow2_image *img)
     if (v - 1 > 0)
       continue;
     meta_cache_drop (img->l2_cache, c << img->cluster_bits);
+    if (w->compressed_next >> img->cluster_bits == c)
+      w->compressed_next = 0;   /* no more packing into freed space */
     w->free_hint = MIN (w->free_hint, c);
     if (run_len && run_first + run_len == c)
       run_len++;

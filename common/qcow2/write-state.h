@@ -45,6 +45,13 @@ struct write_state {
   pthread_cond_t inflight_done;
   uint64_t inflight_gen;          /* bumped whenever one finishes */
 
+  /* Compressed clusters are packed byte by byte (compressed-write.c):
+   * where the next may start, inside a host cluster that already holds
+   * compressed data; 0 = in a fresh cluster.  Reset when that cluster
+   * is freed.
+   */
+  uint64_t compressed_next;
+
   bool set_dirty_bit;           /* we set INCOMPAT_DIRTY (lazy refcounts) */
   bool corrupt;                 /* corruption found: no more writes */
 };
@@ -73,6 +80,10 @@ extern int refcount_writeback (struct qcow2_image *img);
 extern int write_check_locked (struct qcow2_image *img);
 extern bool inflight_overlaps (const struct write_state *w, uint64_t first,
                                uint64_t end);
+/* Mark guest clusters [first, end) in flight / done (wakes waiters). */
+extern void inflight_add (struct write_state *w, struct inflight *i,
+                          uint64_t first, uint64_t end);
+extern void inflight_remove (struct write_state *w, struct inflight *done);
 /* Wait for an in-flight run to finish (drops and retakes meta_lock). */
 extern void inflight_wait (struct qcow2_image *img);
 /* The L2 table for l1_index, private to the active L1, pinned. */
@@ -83,6 +94,10 @@ extern void l2_store_entry (struct qcow2_image *img, struct meta_table *t,
 /* Release the clusters an entry points at (deferred). */
 extern int l2_release_entry (struct qcow2_image *img,
                              const struct l2_entry *d);
+
+/* compressed-write.c: qcow2_pwrite with QCOW2_COMPRESSED. */
+extern int compressed_pwrite (struct qcow2_image *img, const void *buf,
+                              uint64_t count, uint64_t offset, unsigned flags);
 
 /* repair.c: rebuild every refcount from the metadata (a dirty image). */
 extern int refcount_rebuild (struct qcow2_image *img);

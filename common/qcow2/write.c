@@ -56,7 +56,7 @@ inflight_overlaps (const struct write_state *w, uint64_t first, uint64_t end)
   return false;
 }
 
-static void
+void
 inflight_add (struct write_state *w, struct inflight *i, uint64_t first,
               uint64_t end)
 {
@@ -66,7 +66,7 @@ inflight_add (struct write_state *w, struct inflight *i, uint64_t first,
   w->inflight = i;
 }
 
-static void
+void
 inflight_remove (struct write_state *w, struct inflight *done)
 {
   struct inflight **pp = &w->inflight;
@@ -428,6 +428,8 @@ qcow2_pwrite (struct qcow2_image *img, const void *buf, uint64_t count,
 {
   const unsigned char *p = buf;
 
+  if (flags & QCOW2_COMPRESSED)
+    return compressed_pwrite (img, buf, count, offset, flags);
   while (count > 0) {
     int64_t n = write_step (img, p, count, offset);
 

@@ -28,6 +28,12 @@ static const char *data_file_arg;      /* data-file= as given */
 static struct qcow2_options opts = { .backing = QCOW2_BACKING_AUTO };
 static struct qcow2_image *img;
 
+/* Set by the compress filter (filters/compress): store every write as
+ * compressed clusters.
+ */
+static bool compressed_writes;
+static int compression_level;   /* 0 = the codec's default */
+
 static void
 qcow2_plugin_load (void)
 {
@@ -88,6 +94,20 @@ qcow2_plugin_config (const char *key, const char *value)
     if (data_file_arg == NULL)
       return -1;
   }
+  else if (strcmp (key, "compressed-writes") == 0) {
+    int r = nbdkit_parse_bool (value);
+    if (r == -1)
+      return -1;
+    compressed_writes = r;
+  }
+  else if (strcmp (key, "compression-level") == 0) {
+    if (nbdkit_parse_int ("compression-level", value, &compression_level) == -1)
+      return -1;
+    if (compression_level < 1) {
+      nbdkit_error ("compression-level must be at least 1");
+      return -1;
+    }
+  }
   else if (strcmp (key, "snapshot") == 0) {
     /* An internal snapshot is history: it is never written. */
     opts.snapshot = value;
@@ -145,6 +165,9 @@ qcow2_plugin_config_complete (void)
   "max-chain-depth=<N>   Most backing files below the image (default 16).\n" \
   "data-file=<FILENAME>  The external data file (default: as the image says).\n" \
   create_config_help "\n" \
+  "compressed-writes=true Store every write as compressed clusters\n" \
+  "                      (what the compress filter sets).\n" \
+  "compression-level=<N> Level for compressed writes (zlib 1-9, zstd 1-22).\n" \
   "snapshot=<ID|NAME>    Serve this internal snapshot, read-only."
 
 static void
@@ -161,7 +184,11 @@ qcow2_plugin_get_ready (void)
   if (create_pending () && create_image (filename, data_file_arg) == -1)
     return -1;
 
-  return qcow2_open (&opts, &img);
+  if (qcow2_open (&opts, &img) == -1)
+    return -1;
+  if (compressed_writes)
+    return qcow2_enable_compressed_writes (img, compression_level);
+  return 0;
 }
 
 static void
@@ -199,7 +226,11 @@ qcow2_plugin_block_size (void *handle, uint32_t *minimum, uint32_t *preferred,
                          uint32_t *maximum)
 {
   *minimum = 1;
-  *preferred = MAX (4096u, qcow2_cluster_size (img));
+  /* Compressed writes are of whole clusters: the cluster size exactly
+   * (the compress filter takes it from here).
+   */
+  *preferred = compressed_writes ? qcow2_cluster_size (img)
+    : MAX (4096u, qcow2_cluster_size (img));
   *maximum = 0xffffffff;
   return 0;
 }
@@ -243,7 +274,11 @@ static int
 qcow2_plugin_pwrite (void *handle, const void *buf, uint32_t count,
                      uint64_t offset, uint32_t flags)
 {
-  return qcow2_pwrite (img, buf, count, offset, fua_of (flags));
+  unsigned f = fua_of (flags);
+
+  if (compressed_writes)
+    f |= QCOW2_COMPRESSED;
+  return qcow2_pwrite (img, buf, count, offset, f);
 }
 
 static int
