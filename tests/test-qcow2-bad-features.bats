@@ -147,6 +147,13 @@ make_pair ()
     refused "$T/b.qcow2" 'json: syntax are not supported'
 }
 
+@test "bad backing: a directory" {
+    make_pair
+    mkdir "$T/dir"
+    qemu-img rebase -u -b dir -F raw "$T/b.qcow2"
+    refused "$T/b.qcow2" 'backing file .*/dir is a directory'
+}
+
 @test "bad backing: a bad header in a backing file stops the top image" {
     make_pair
     poke "$T/a.qcow2" 'put(20, ">I", 30)'
@@ -340,6 +347,9 @@ make_qcow1 ()
     refused "$T/b.qcow" 'encrypted qcow images are not supported'
     cp "$T/q.qcow" "$T/b.qcow"; poke "$T/b.qcow" 'put(8, ">Q", 1 << 40); put(16, ">I", 10)'
     refused "$T/b.qcow" 'backing file name lies beyond the end of the file'
+    # Options that make no sense for the format.
+    refused "$T/q.qcow" 'the image has no snapshots' snapshot=1
+    refused "$T/q.qcow" 'does not use an external data file' data-file="$T/src.raw"
 }
 
 @test "bad qcow v1: L2 table and compressed cluster past the end of the file" {

@@ -241,6 +241,11 @@ backing_open (struct qcow2_image *img, const struct qcow2_options *opts,
     diag_error ("%s: backing file %s: %m", img->filename, path);
     goto out;
   }
+  if (S_ISDIR (st.st_mode)) {
+    diag_error ("%s: backing file %s is a directory", img->filename, path);
+    errno = EISDIR;
+    goto out;
+  }
   if (check_chain (img, opts, &self, path, &st) == -1 ||
       choose_format (img, path, &fmt) == -1)
     goto out;

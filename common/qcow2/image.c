@@ -150,7 +150,10 @@ image_open (const struct qcow2_options *opts, const struct chain_link *above,
   img->file_size = img->data_size = size;
 
   if (qcow1_detect (img->file, img->file_size)) {
-    if (qcow1_open (img) == -1)
+    /* These two only refuse data-file= and snapshot= for qcow v1. */
+    if (qcow1_open (img) == -1 ||
+        data_file_open (img, opts) == -1 ||
+        snapshot_open (img, opts) == -1)
       goto fail;
   }
   else {
