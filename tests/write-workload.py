@@ -347,6 +347,10 @@ class Workload:
         for i in range(args.connections):
             h = nbd.NBD()
             h.set_handle_name("conn%d" % i)
+            # Requests of any alignment are part of the workload, also
+            # where the server advertises a larger minimum block size
+            # (encrypted qcow2: 512) but still serves smaller requests.
+            h.set_strict_mode(h.get_strict_mode() & ~nbd.STRICT_ALIGN)
             h.connect_uri(args.uri)
             self.conns.append(h)
         h = self.conns[0]

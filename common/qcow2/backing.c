@@ -184,6 +184,7 @@ open_image (struct qcow2_image *img, const struct qcow2_options *opts,
     .l2_cache_size = opts->l2_cache_size,
     .backing = QCOW2_BACKING_AUTO,
     .max_chain_depth = opts->max_chain_depth,
+    .passphrase = opts->passphrase,     /* one passphrase for the chain */
   };
 
   /* The cause was reported where it was found; the top image adds

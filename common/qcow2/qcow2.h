@@ -29,7 +29,7 @@ struct qcow2_options {
   enum qcow2_backing_mode backing;
   const char *data_file;        /* overrides the data file extension; NULL = as recorded */
   const char *snapshot;         /* export this internal snapshot, read-only */
-  const char *passphrase;       /* for encrypted images */
+  const char *passphrase;       /* for encrypted images (and their backing files) */
   unsigned max_chain_depth;     /* 0 = default (16, as QEMU) */
 };
 
@@ -46,6 +46,10 @@ extern int qcow2_close (struct qcow2_image *img);
 extern uint64_t qcow2_size (const struct qcow2_image *img);
 extern uint32_t qcow2_cluster_size (const struct qcow2_image *img);
 extern bool qcow2_is_writable (const struct qcow2_image *img);
+/* Built-in encryption (crypt_method 1 or 2): data is stored in 512-byte
+ * sectors, so requests of whole sectors are the efficient ones.
+ */
+extern bool qcow2_is_encrypted (const struct qcow2_image *img);
 
 /* One line describing the image, for .export_description and debug. */
 extern const char *qcow2_description (const struct qcow2_image *img);

@@ -68,6 +68,10 @@ read_compressed (struct qcow2_image *img, struct scratch *s, void *buf,
   uint64_t skip = offset - m->cluster_offset;
   unsigned char *out;
 
+  /* QEMU never compresses encrypted data: no such cluster is valid. */
+  if (img->crypt)
+    return image_corrupt (img, "compressed cluster for guest offset %#" PRIx64
+                          " in an encrypted image", m->cluster_offset);
   if (host >= img->file_size)
     return image_corrupt (img, "compressed cluster for guest offset %#" PRIx64
                           " starts at %#" PRIx64 ", beyond the end of the file",

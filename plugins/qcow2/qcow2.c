@@ -19,12 +19,14 @@
 #include "codec.h"
 #include "create-params.h"
 #include "diag.h"
+#include "keymem.h"
 #include "minmax.h"
 #include "qcow2.h"
 
 static char *filename;
 static char *data_file;
 static const char *data_file_arg;      /* data-file= as given */
+static char *passphrase;        /* key memory; wiped once the image is open */
 static struct qcow2_options opts = { .backing = QCOW2_BACKING_AUTO };
 static struct qcow2_image *img;
 
@@ -40,9 +42,38 @@ qcow2_plugin_load (void)
   diag_set_handlers (nbdkit_verror, nbdkit_vdebug);
 }
 
+/* The passphrase is needed only to open the image (encrypted images
+ * are unlocked once, in .get_ready): wipe it as soon as possible.
+ */
+static void
+forget_passphrase (void)
+{
+  keymem_free (passphrase);
+  passphrase = NULL;
+  opts.passphrase = NULL;
+}
+
+static int
+set_passphrase (const char *value)
+{
+  char *pw;
+
+  if (nbdkit_read_password (value, &pw) == -1)
+    return -1;
+  forget_passphrase ();
+  passphrase = keymem_dup (pw, strlen (pw) + 1);
+  explicit_bzero (pw, strlen (pw));
+  free (pw);
+  if (passphrase == NULL)
+    return -1;
+  opts.passphrase = passphrase;
+  return 0;
+}
+
 static void
 qcow2_plugin_unload (void)
 {
+  forget_passphrase ();
   free (filename);
   free (data_file);
 }
@@ -92,6 +123,10 @@ qcow2_plugin_config (const char *key, const char *value)
      */
     data_file_arg = nbdkit_strdup_intern (value);
     if (data_file_arg == NULL)
+      return -1;
+  }
+  else if (strcmp (key, "passphrase") == 0) {
+    if (set_passphrase (value) == -1)
       return -1;
   }
   else if (strcmp (key, "compressed-writes") == 0) {
@@ -164,11 +199,12 @@ qcow2_plugin_config_complete (void)
   "backing=auto|none     Follow the backing chain, or serve the top image alone.\n" \
   "max-chain-depth=<N>   Most backing files below the image (default 16).\n" \
   "data-file=<FILENAME>  The external data file (default: as the image says).\n" \
-  create_config_help "\n" \
   "compressed-writes=true Store every write as compressed clusters\n" \
   "                      (what the compress filter sets).\n" \
   "compression-level=<N> Level for compressed writes (zlib 1-9, zstd 1-22).\n" \
-  "snapshot=<ID|NAME>    Serve this internal snapshot, read-only."
+  create_config_help "\n" \
+  "snapshot=<ID|NAME>    Serve this internal snapshot, read-only.\n" \
+  "passphrase=<PASSWORD> Unlocks an encrypted image (-, +FILE, -FD forms)."
 
 static void
 qcow2_plugin_dump_plugin (void)
@@ -184,11 +220,12 @@ qcow2_plugin_get_ready (void)
   if (create_pending () && create_image (filename, data_file_arg) == -1)
     return -1;
 
-  if (qcow2_open (&opts, &img) == -1)
-    return -1;
-  if (compressed_writes)
-    return qcow2_enable_compressed_writes (img, compression_level);
-  return 0;
+  int r = qcow2_open (&opts, &img);
+
+  forget_passphrase ();
+  if (r == 0 && compressed_writes)
+    r = qcow2_enable_compressed_writes (img, compression_level);
+  return r;
 }
 
 static void
@@ -225,7 +262,10 @@ static int
 qcow2_plugin_block_size (void *handle, uint32_t *minimum, uint32_t *preferred,
                          uint32_t *maximum)
 {
-  *minimum = 1;
+  /* An encrypted image stores whole 512-byte sectors: smaller writes
+   * cost a read-modify-write.
+   */
+  *minimum = qcow2_is_encrypted (img) ? 512 : 1;
   /* Compressed writes are of whole clusters: the cluster size exactly
    * (the compress filter takes it from here).
    */
