@@ -126,7 +126,10 @@ qcow2_extents (struct qcow2_image *img, uint64_t count, uint64_t offset,
 
     switch (m.kind) {
     case MAP_DATA:
-      if (img->metadata_preallocated)
+      /* A hole in an encrypted image's file is not guest zeroes (QEMU
+       * does not look below encrypted data either).
+       */
+      if (img->metadata_preallocated && img->crypt == NULL)
         r = data_extents (img, &a, offset, m.length, m.host_offset, req_one);
       else
         r = acc_add (&a, offset, m.length, 0, req_one);
