@@ -9,6 +9,7 @@
 #ifndef CODEC_INTERNAL_H
 #define CODEC_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -21,7 +22,6 @@
 enum codec_slot {
   CODEC_SLOT_ZLIB_INFLATE,
   CODEC_SLOT_ZLIB_DEFLATE,
-  CODEC_SLOT_LIBDEFLATE,
   CODEC_SLOT_ISAL_INFLATE,
   CODEC_SLOT_ISAL_DEFLATE,
   CODEC_SLOT_ZSTD_DCTX,
@@ -50,16 +50,14 @@ extern ssize_t zlib_deflate_cluster (int level,
                                      const void *in, size_t in_len,
                                      void *out, size_t out_cap);
 
-/* libdeflate (codec-libdeflate.c): whole-buffer decoder.  Returns 0 if
- * the stream ends exactly at out_len bytes, -1 otherwise (the caller
- * retries with zlib, which also accepts streams that fill the output
- * without ending).
+/* True if IN is a raw deflate stream of one final block whose header
+ * zlib accepts (codec-deflate-header.c): on such a stream ISA-L's
+ * inflate and zlib's give the same verdict.
  */
-extern int libdeflate_inflate_cluster (const void *in, size_t in_len,
-                                       void *out, size_t out_len);
+extern bool deflate_is_single_plain_block (const void *in, size_t in_len);
 
-/* ISA-L igzip (codec-isal.c).  isal_inflate_cluster has the same
- * contract as libdeflate_inflate_cluster.  isal_deflate_cluster
+/* ISA-L igzip (codec-isal.c).  isal_inflate_cluster returns 0 if the
+ * stream ends (final block) exactly at out_len bytes, -1 otherwise.  isal_deflate_cluster
  * compresses with a 4 KiB history at ISA-L level 0..3; same return
  * values as zlib_deflate_cluster.
  */
