@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include <nbdkit-filter.h>
 
@@ -31,6 +32,31 @@
 #define MAX_MINIMUM 65536
 
 static bool asked;              /* the plugin has been asked */
+static bool asking;             /* ... and has not answered yet */
+
+#define REFUSAL_MESSAGE \
+  "compress: the plugin below cannot store compressed writes (it " \
+  "rejects the '" COMPRESSED_WRITES_KEY "' parameter); use a plugin " \
+  "that can, such as qcow2"
+
+/* nbdkit 1.32 exits from inside next() when a plugin rejects a
+ * parameter, so a message printed after next() returns would never be
+ * seen.  This exit handler says it instead, while the question is open.
+ * (Registered from a module, it runs at dlclose on a normal shutdown,
+ * when `asking` is false.)
+ */
+static void
+explain_refusal (void)
+{
+  if (asking)
+    nbdkit_error (REFUSAL_MESSAGE);
+}
+
+static void
+compress_load (void)
+{
+  atexit (explain_refusal);
+}
 
 /* Ask the plugin below, once, before its first parameter of its own.
  * (The filter's .config is the only place that can talk to the
@@ -39,13 +65,15 @@ static bool asked;              /* the plugin has been asked */
 static int
 ask_for_compressed_writes (nbdkit_next_config *next, nbdkit_backend *nxdata)
 {
+  int r;
+
   if (asked)
     return 0;
-  asked = true;
-  if (next (nxdata, COMPRESSED_WRITES_KEY, "true") == -1) {
-    nbdkit_error ("compress: the plugin below cannot store compressed "
-                  "writes (it rejects the '" COMPRESSED_WRITES_KEY "' "
-                  "parameter); use a plugin that can, such as qcow2");
+  asked = asking = true;
+  r = next (nxdata, COMPRESSED_WRITES_KEY, "true");
+  asking = false;
+  if (r == -1) {
+    nbdkit_error (REFUSAL_MESSAGE);
     return -1;
   }
   return 0;
@@ -112,6 +140,7 @@ compress_block_size (nbdkit_next *next, void *handle,
 static struct nbdkit_filter filter = {
   .name = "compress",
   .longname = "nbdkit compress filter",
+  .load = compress_load,
   .config = compress_config,
   .config_complete = compress_config_complete,
   .config_help = compress_config_help,

@@ -1,0 +1,42 @@
+# Helpers for tests/test-compress-*.bats.   -*- shell-script -*-
+# Load it after functions.sh.
+
+MAKE_DISK_IMAGE="/usr/bin/python3 $BATS_TEST_DIRNAME/make-disk-image.py"
+COMPRESS_OVERWRITE="/usr/bin/python3 $BATS_TEST_DIRNAME/compress-overwrite.py"
+
+compress_requires ()
+{
+    requires qemu-img nbdcopy nbdinfo
+    requires_module "$COMPRESS_FILTER"
+}
+
+# compress_copy SRC IMG [PLUGIN-ARGS...]: what virt-v2v -oo compressed
+# does: nbdcopy SRC into IMG through the compress filter.
+compress_copy ()
+{
+    local src=$1 img=$2; shift 2
+    nbdkit -U - --filter="$COMPRESS_FILTER" "$QCOW2_PLUGIN" file="$img" "$@" \
+        --run "nbdcopy --requests=64 --flush '$src' \"\$uri\""
+}
+
+# check_field IMG FIELD: a number from `qemu-img check --output=json`.
+check_field ()
+{
+    qemu-img check --output=json "$1" |
+        /usr/bin/python3 -c "import json, sys; print(json.load(sys.stdin)['$2'])"
+}
+
+# cluster_size_of IMG
+cluster_size_of ()
+{
+    qemu-img info --output=json "$1" |
+        /usr/bin/python3 -c "import json, sys; print(json.load(sys.stdin)['cluster-size'])"
+}
+
+# check_clean IMG: qemu-img check exits 0 (no corruption, no leak).
+check_clean ()
+{
+    run qemu-img check "$1"
+    echo "$output"
+    [ "$status" -eq 0 ]
+}
