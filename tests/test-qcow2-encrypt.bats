@@ -327,6 +327,101 @@ EOF
     cmp first.before first.after
 }
 
+@test "encrypt: LUKS, preallocation=metadata (host holes are not zeroes)" {
+    make_encrypted luks "$img" 8M -o preallocation=metadata
+    qio "$img" -c "write -P 0x21 1M 1000"
+    check_reads "$img"
+    # QEMU reports such clusters as data, not zero: so must we
+    [ "$(nbdinfo --map "$uri" | awk '{ print $3 }' | sort -u)" = 0 ]
+}
+
+# ----------------------------------------------------------------------
+# create=true
+
+# luks_area IMAGE: "OFFSET LENGTH" from the encryption header extension.
+luks_area ()
+{
+    /usr/bin/python3 - "$1" <<'EOF'
+import struct, sys
+d = open(sys.argv[1], "rb").read(65536)
+v = struct.unpack(">I", d[4:8])[0]
+p = struct.unpack(">I", d[100:104])[0] if v == 3 else 72
+while True:
+    magic, ln = struct.unpack(">II", d[p:p + 8])
+    if magic == 0:
+        sys.exit("no encryption header extension")
+    if magic == 0x0537be77:
+        print(*struct.unpack(">QQ", d[p + 8:p + 24]))
+        break
+    p += 8 + (ln + 7) // 8 * 8
+EOF
+}
+
+# same_outside FILE1 FILE2 OFFSET LENGTH: equal except in that range.
+same_outside ()
+{
+    local end=$(($3 + $4))
+    cmp -n "$3" "$1" "$2"
+    [ "$(stat -c %s "$1")" -eq "$(stat -c %s "$2")" ]
+    cmp -i "$end:$end" "$1" "$2"
+}
+
+# create_like QEMU-OPTIONS PLUGIN-ARGS...: an encrypted image made by
+# create=true must be qemu-img's own, byte for byte, except for the
+# random LUKS key material.
+create_like ()
+{
+    local qopts=$1 q=$BATS_TEST_TMPDIR/qemu.qcow2
+    shift
+    make_encrypted luks "$q" 4M ${qopts:+-o "$qopts"}
+    rm -f "$img"
+    nbdkit "$QCOW2_PLUGIN" file="$img" create=true size=4M \
+        encrypt-format=luks encrypt-iter-time=10 passphrase=+pass "$@" \
+        --run 'true'
+    [ "$(luks_area "$img")" = "$(luks_area "$q")" ]
+    same_outside "$q" "$img" $(luks_area "$img")
+    qemu_check "$img"
+}
+
+@test "encrypt: create=true encrypt-format=luks makes qemu-img's layout" {
+    plugin_knows encrypt-format || skip "no encrypt-format= parameter"
+    create_like ""
+    create_like cluster_size=512 cluster-size=512
+    create_like compat=0.10,cluster_size=2M compat=0.10 cluster-size=2M
+    create_like preallocation=metadata,refcount_bits=64,cluster_size=4096 \
+        preallocation=metadata refcount-bits=64 cluster-size=4096
+}
+
+@test "encrypt: create=true encrypt-format=luks, then writes QEMU decrypts" {
+    plugin_knows encrypt-format || skip "no encrypt-format= parameter"
+    rm -f "$img"
+    truncate -s 32M "$ref"
+    start_nbdkit "$QCOW2_PLUGIN" file="$img" create=true size=32M \
+        encrypt-format=luks encrypt-iter-time=10 passphrase=+pass
+    workload run --uri "$uri" --reference "$ref" \
+        --seed "$(write_seed 106)" --ops "${WRITE_OPS:-200}"
+    stop_server "$nbdkit_pid"
+    qemu_check "$img"
+    qemu_compare "$img" "$ref"
+}
+
+@test "encrypt: create=true encrypt-format=aes is qemu-img's image" {
+    plugin_knows encrypt-format || skip "no encrypt-format= parameter"
+    make_encrypted aes qemu.qcow2 4M
+    rm -f "$img"
+    nbdkit "$QCOW2_PLUGIN" file="$img" create=true size=4M \
+        encrypt-format=aes passphrase=+pass --run 'true'
+    cmp qemu.qcow2 "$img"
+}
+
+@test "encrypt: create=true encrypt-format= without a passphrase" {
+    plugin_knows encrypt-format || skip "no encrypt-format= parameter"
+    rm -f "$img"
+    refused "$img" "create: an encrypted image needs a passphrase" \
+        create=true size=4M encrypt-format=luks
+    [ ! -e "$img" ]
+}
+
 # ----------------------------------------------------------------------
 # Errors
 

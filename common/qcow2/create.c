@@ -39,6 +39,7 @@
 #include "diag.h"
 #include "format.h"
 #include "io.h"
+#include "luks.h"
 #include "minmax.h"
 #include "qcow2.h"
 #include "rounding.h"
@@ -106,6 +107,8 @@ check_options (const struct qcow2_create_options *o,
       return invalid ("External data files are only supported with "
                       "compatibility level 1.1 and above (use compat=1.1 or greater)");
   }
+  if (o->encrypt != QCOW2_ENCRYPT_NONE && o->passphrase == NULL)
+    return invalid ("create: an encrypted image needs a passphrase");
   if (o->extended_l2 && cluster_size < 16384)
     return invalid ("Extended L2 entries are only supported with cluster "
                     "sizes of at least 16384 bytes");
@@ -254,6 +257,9 @@ struct layout {
 
   uint64_t file_end;            /* length of QEMU's file */
   uint64_t data_end;            /* length of the external data file */
+
+  uint64_t crypto_offset;       /* the LUKS header's clusters */
+  uint64_t crypto_length;       /* its exact length, for the extension */
 };
 
 static int
@@ -774,6 +780,57 @@ preallocate (struct layout *l, bool external_data, uint64_t size)
 }
 
 /* ---------------------------------------------------------------------
+ * Encryption: QEMU's qcow2_set_up_encryption, which runs after the
+ * truncate (and preallocation).  For LUKS it gives the LUKS1 header and
+ * its key material whole clusters of their own (zero-filled), named by
+ * the "Full disk encryption header pointer" extension with the header's
+ * exact length.  QEMU's defaults are the LUKS library's: aes-xts-plain64
+ * with a 512-bit key, sha256.
+ */
+
+static void
+luks_params (const struct qcow2_create_options *o,
+             struct luks_format_params *p)
+{
+  memset (p, 0, sizeof *p);
+  p->iter_time_ms = o->encrypt_iter_time;
+}
+
+static int
+alloc_luks_area (struct layout *l, const struct qcow2_create_options *o)
+{
+  struct luks_format_params p;
+  uint64_t length, clusters, first;
+
+  luks_params (o, &p);
+  if (luks_format_length (&p, &length) == -1)
+    return -1;
+  clusters = DIV_ROUND_UP (length, l->cluster_size);
+  if (alloc_clusters (l, clusters, &first) == -1)
+    return -1;
+  l->crypto_offset = first << l->cluster_bits;
+  l->crypto_length = length;
+  written (l, l->crypto_offset, clusters << l->cluster_bits);
+  return 0;
+}
+
+static int
+write_luks_header (struct io *io, const struct qcow2_create_options *o,
+                   const struct layout *l)
+{
+  struct luks_format_params p;
+  struct luks_volume *v;
+
+  luks_params (o, &p);
+  v = luks_format (io, l->crypto_offset, &p, o->passphrase,
+                   strlen (o->passphrase));
+  if (v == NULL)
+    return -1;
+  luks_close (v);
+  return 0;
+}
+
+/* ---------------------------------------------------------------------
  * Cluster 0: the header, its extensions ("Header extensions") and the
  * backing file name.
  */
@@ -826,7 +883,9 @@ build_header (const struct qcow2_create_options *o, const struct layout *l,
   store_be32 (c0 + HDR_VERSION, o->version);
   store_be32 (c0 + HDR_CLUSTER_BITS, l->cluster_bits);
   store_be64 (c0 + HDR_SIZE, size);
-  store_be32 (c0 + HDR_CRYPT_METHOD, CRYPT_NONE);
+  store_be32 (c0 + HDR_CRYPT_METHOD,
+              o->encrypt == QCOW2_ENCRYPT_LUKS ? CRYPT_LUKS
+              : o->encrypt == QCOW2_ENCRYPT_AES ? CRYPT_AES : CRYPT_NONE);
   store_be32 (c0 + HDR_L1_SIZE, l->l1_size);
   store_be64 (c0 + HDR_L1_TABLE_OFFSET, l->l1_offset);
   store_be64 (c0 + HDR_REFCOUNT_TABLE_OFFSET, l->reftable_offset);
@@ -861,6 +920,13 @@ build_header (const struct qcow2_create_options *o, const struct layout *l,
   if (o->data_file)
     ok = ok && add_extension (c0, cs, &pos, EXT_DATA_FILE,
                               o->data_file, strlen (o->data_file));
+  if (o->encrypt == QCOW2_ENCRYPT_LUKS) {
+    unsigned char ptr[16];
+
+    store_be64 (ptr, l->crypto_offset);
+    store_be64 (ptr + 8, l->crypto_length);
+    ok = ok && add_extension (c0, cs, &pos, EXT_CRYPTO_HEADER, ptr, sizeof ptr);
+  }
   if (o->version >= 3 && cs >= FEATURE_TABLE_MIN_CLUSTER) {
     unsigned char table[NR_FEATURES * FEATURE_ENTRY_SIZE];
     size_t i;
@@ -1012,7 +1078,8 @@ write_image (struct io *io, const struct qcow2_create_options *o,
   if (l->l1_size > 0 &&
       write_table (io, l->l1, l->l1_size, ENTRY_COPIED, l->l1_offset) == -1)
     return -1;
-  if (write_l2_tables (io, l, buf) == -1)
+  if (write_l2_tables (io, l, buf) == -1 ||
+      (o->encrypt == QCOW2_ENCRYPT_LUKS && write_luks_header (io, o, l) == -1))
     return -1;
   if (io_truncate (io, l->file_end) == -1)
     return -1;
@@ -1115,6 +1182,8 @@ qcow2_create (const struct qcow2_create_options *opts)
     goto out;
   if (o.preallocation == QCOW2_PREALLOC_METADATA &&
       preallocate (&l, o.data_file != NULL, size) == -1)
+    goto out;
+  if (o.encrypt == QCOW2_ENCRYPT_LUKS && alloc_luks_area (&l, &o) == -1)
     goto out;
 
   io = io_open_file (o.filename, O_RDWR | O_CREAT | O_EXCL);

@@ -108,6 +108,12 @@ enum qcow2_preallocation {
   QCOW2_PREALLOC_METADATA,      /* every L2 table and data cluster */
 };
 
+enum qcow2_encryption {
+  QCOW2_ENCRYPT_NONE,
+  QCOW2_ENCRYPT_LUKS,           /* crypt_method 2: LUKS1 aes-xts-plain64 */
+  QCOW2_ENCRYPT_AES,            /* crypt_method 1: legacy, insecure */
+};
+
 struct qcow2_create_options {
   const char *filename;
   uint64_t size;                /* virtual size, rounded up to 512 */
@@ -123,6 +129,13 @@ struct qcow2_create_options {
   const char *data_file;        /* created (must not exist); stored as given */
   bool data_file_raw;
   enum qcow2_preallocation preallocation;
+  /* Encryption (qemu-img's encrypt.format): the passphrase is required
+   * with it.  LUKS key slot 0 gets PBKDF2 iterations measured to take
+   * encrypt_iter_time ms (0 = 2000, as QEMU).
+   */
+  enum qcow2_encryption encrypt;
+  const char *passphrase;
+  uint32_t encrypt_iter_time;
 };
 
 extern int qcow2_create (const struct qcow2_create_options *opts);

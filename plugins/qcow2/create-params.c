@@ -80,6 +80,20 @@ parse_preallocation (const char *value)
   return 0;
 }
 
+static int
+parse_encrypt_format (const char *value)
+{
+  if (strcmp (value, "luks") == 0)
+    copts.encrypt = QCOW2_ENCRYPT_LUKS;
+  else if (strcmp (value, "aes") == 0)
+    copts.encrypt = QCOW2_ENCRYPT_AES;
+  else {
+    nbdkit_error ("encrypt-format must be luks or aes, not '%s'", value);
+    return -1;
+  }
+  return 0;
+}
+
 /* Sizes go through nbdkit_parse_size; the ranges are checked with the
  * other rules in create.c.
  */
@@ -142,6 +156,10 @@ create_config (const char *key, const char *value)
     r = parse_switch (value, &copts.data_file_raw);
   else if (strcmp (key, "preallocation") == 0)
     r = parse_preallocation (value);
+  else if (strcmp (key, "encrypt-format") == 0)
+    r = parse_encrypt_format (value);
+  else if (strcmp (key, "encrypt-iter-time") == 0)
+    r = nbdkit_parse_uint32_t (key, value, &copts.encrypt_iter_time);
   else
     return 0;
 
@@ -187,10 +205,12 @@ create_pending (void)
 }
 
 int
-create_image (const char *filename, const char *data_file)
+create_image (const char *filename, const char *data_file,
+              const char *passphrase)
 {
   copts.filename = filename;
   copts.data_file = data_file;
+  copts.passphrase = passphrase;
   if (qcow2_create (&copts) == -1)
     return -1;
   pending = false;

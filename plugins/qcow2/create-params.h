@@ -19,8 +19,11 @@ extern int create_config_complete (const char *filename);
  */
 extern bool create_pending (void);
 
-/* Make the image (and its data file, named as the user gave it). */
-extern int create_image (const char *filename, const char *data_file);
+/* Make the image (and its data file, named as the user gave it);
+ * passphrase (NULL if none) is for encrypt-format=.
+ */
+extern int create_image (const char *filename, const char *data_file,
+                         const char *passphrase);
 
 #define create_config_help \
   "create=true           Make the image if the file does not exist.\n" \
@@ -34,6 +37,8 @@ extern int create_image (const char *filename, const char *data_file);
   "backing-file=<NAME>   New image: backing file (with backing-format=).\n" \
   "backing-format=<FMT>  New image: format of the backing file.\n" \
   "data-file-raw=on|off  New image: the data file (data-file=) is raw.\n" \
-  "preallocation=off|metadata  New image: allocate all metadata."
+  "preallocation=off|metadata  New image: allocate all metadata.\n" \
+  "encrypt-format=luks|aes     New image: encrypted (with passphrase=).\n" \
+  "encrypt-iter-time=<MS>      New image: LUKS key derivation time (2000)."
 
 #endif /* QCOW2_PLUGIN_CREATE_PARAMS_H */

@@ -217,8 +217,11 @@ qcow2_plugin_dump_plugin (void)
 static int
 qcow2_plugin_get_ready (void)
 {
-  if (create_pending () && create_image (filename, data_file_arg) == -1)
+  if (create_pending () &&
+      create_image (filename, data_file_arg, passphrase) == -1) {
+    forget_passphrase ();
     return -1;
+  }
 
   int r = qcow2_open (&opts, &img);
 
