@@ -26,7 +26,9 @@ extern int codec_decompress (enum codec_type type,
                              void *out, size_t out_len);
 
 /* Compress in_len bytes into out (capacity out_cap).  level < 0 selects
- * the default.  Returns the compressed length, 0 if the result would
+ * the default; zlib type 1..9 (1-3 are ISA-L's levels when built in,
+ * default ISA-L 3, else zlib 6 like QEMU), zstd 1..22 (default 3, 0 also
+ * means default).  Returns the compressed length, 0 if the result would
  * not fit in out_cap (the caller stores the data uncompressed), or -1
  * with errno set on failure.  zlib-type output never refers back more
  * than 4096 bytes, so QEMU can read it.
@@ -35,8 +37,9 @@ extern ssize_t codec_compress (enum codec_type type, int level,
                                const void *in, size_t in_len,
                                void *out, size_t out_cap);
 
-/* Human-readable names of the implementations built in, for
- * --dump-plugin: e.g. "zlib-decoder=libdeflate zlib-encoder=isa-l".
+/* Human-readable names of the zlib-type implementations built in, for
+ * --dump-plugin: the decoder is "isa-l+zlib" or "zlib", the encoder
+ * "isa-l" or "zlib" (see README.md for what each does).
  */
 extern const char *codec_inflate_backend (void);
 extern const char *codec_deflate_backend (void);

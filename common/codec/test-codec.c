@@ -32,6 +32,9 @@
 
 static unsigned failures;
 
+/* Mutants per payload in test_corrupt: MUTANTS=100000 for a deep run. */
+static size_t mutants = 300;
+
 #define CHECK(cond, ...)                                         \
   do {                                                           \
     if (!(cond)) {                                               \
@@ -496,7 +499,7 @@ test_corrupt (void)
         }
 
         /* Bit flips and overwritten bytes. */
-        for (i = 0; i < 300; ++i) {
+        for (i = 0; i < mutants; ++i) {
           size_t j, nflips = 1 + rng () % 3;
 
           memcpy (payload2, payload, n);
@@ -732,6 +735,8 @@ int
 main (void)
 {
   verbose = getenv ("VERBOSE") != NULL;
+  if (getenv ("MUTANTS"))
+    mutants = strtoul (getenv ("MUTANTS"), NULL, 0);
   diag_set_handlers (count_error, NULL);
 
   data = malloc (2 * MAX_CLUSTER);
