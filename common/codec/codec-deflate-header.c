@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "byte-order.h"
 #include "codec-internal.h"
 
 #define MAX_CODE_BITS 15
@@ -46,9 +47,20 @@ struct bit_reader {
 };
 
 /* Ensure N <= 32 bits are buffered; false past the end of input. */
-static bool
+static inline bool
 need_bits (struct bit_reader *r, unsigned n)
 {
+  if (r->nbits >= n)
+    return true;
+  if (r->end - r->p >= 8) {     /* whole bytes, as many as fit */
+    unsigned bytes = (63 - r->nbits) / 8;
+    uint64_t word = load_le64 (r->p) & ((UINT64_C (1) << (8 * bytes)) - 1);
+
+    r->buf |= word << r->nbits;
+    r->p += bytes;
+    r->nbits += 8 * bytes;
+    return true;
+  }
   while (r->nbits < n) {
     if (r->p == r->end)
       return false;
@@ -58,7 +70,7 @@ need_bits (struct bit_reader *r, unsigned n)
   return true;
 }
 
-static unsigned
+static inline unsigned
 take_bits (struct bit_reader *r, unsigned n)
 {
   unsigned v = r->buf & ((UINT64_C (1) << n) - 1);
@@ -136,7 +148,7 @@ build_precode_table (struct precode_entry *table, const uint8_t *lens)
 /* Decode one code-length symbol; -1 past the end of input.  A codeword
  * near the end may need fewer than 7 bits, so look at what is there.
  */
-static int
+static inline int
 decode_precode (struct bit_reader *r, const struct precode_entry *table)
 {
   struct precode_entry e;
