@@ -59,7 +59,7 @@ deflate_decoder_name (void)
 /* Compression levels.  The caller speaks zlib's scale, 1 (fastest) to
  * 9 (smallest); -1 means the default.  With ISA-L:
  *
- *   default   ISA-L level 3 (about 9x zlib -6's speed, ~2.5% larger)
+ *   default   ISA-L level 3 (4-16x zlib -6's speed, 5-8% larger output)
  *   1 .. 3    ISA-L level 1 .. 3
  *   4 .. 9    zlib 4 .. 9 (6 gives QEMU's exact bytes)
  *

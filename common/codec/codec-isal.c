@@ -8,8 +8,8 @@
  * Decompression: one-shot raw inflate with the default (32 KiB) history.
  * It must not be limited to 4 KiB: QEMU inflates a cluster in one call,
  * where zlib checks distances only against the output produced so far,
- * so it accepts longer references and so must we.  Like libdeflate, a
- * stream that does not end exactly at out_len is left to zlib.
+ * so it accepts longer references and so must we.  A stream that does
+ * not end exactly at out_len is left to zlib (codec-deflate.c).
  */
 
 #include <config.h>
