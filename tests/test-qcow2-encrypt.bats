@@ -384,7 +384,6 @@ create_like ()
 }
 
 @test "encrypt: create=true encrypt-format=luks makes qemu-img's layout" {
-    plugin_knows encrypt-format || skip "no encrypt-format= parameter"
     create_like ""
     create_like cluster_size=512 cluster-size=512
     create_like compat=0.10,cluster_size=2M compat=0.10 cluster-size=2M
@@ -393,7 +392,6 @@ create_like ()
 }
 
 @test "encrypt: create=true encrypt-format=luks, then writes QEMU decrypts" {
-    plugin_knows encrypt-format || skip "no encrypt-format= parameter"
     rm -f "$img"
     truncate -s 32M "$ref"
     start_nbdkit "$QCOW2_PLUGIN" file="$img" create=true size=32M \
@@ -406,7 +404,6 @@ create_like ()
 }
 
 @test "encrypt: create=true encrypt-format=aes is qemu-img's image" {
-    plugin_knows encrypt-format || skip "no encrypt-format= parameter"
     make_encrypted aes qemu.qcow2 4M
     rm -f "$img"
     nbdkit "$QCOW2_PLUGIN" file="$img" create=true size=4M \
@@ -415,7 +412,6 @@ create_like ()
 }
 
 @test "encrypt: create=true encrypt-format= without a passphrase" {
-    plugin_knows encrypt-format || skip "no encrypt-format= parameter"
     rm -f "$img"
     refused "$img" "create: an encrypted image needs a passphrase" \
         create=true size=4M encrypt-format=luks

@@ -113,6 +113,19 @@ unlock_legacy_aes (struct qcow2_image *img, struct qcow2_crypt *c,
   return 0;
 }
 
+/* Unaligned writes must not starve behind a stream of aligned ones. */
+static void
+init_rmw_lock (pthread_rwlock_t *lock)
+{
+  pthread_rwlockattr_t attr;
+
+  pthread_rwlockattr_init (&attr);
+  pthread_rwlockattr_setkind_np (&attr,
+                                 PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init (lock, &attr);
+  pthread_rwlockattr_destroy (&attr);
+}
+
 int
 crypt_open (struct qcow2_image *img, const struct qcow2_options *opts)
 {
@@ -128,16 +141,13 @@ crypt_open (struct qcow2_image *img, const struct qcow2_options *opts)
     errno = EPERM;
     return -1;
   }
-  if (img->hdr.compression_type != 0)
-    diag_debug ("%s: encrypted image with a compression type set "
-                "(compressed clusters will be refused)", img->filename);
 
   c = calloc (1, sizeof *c);
   if (c == NULL) {
     diag_error ("calloc: %m");
     return -1;
   }
-  pthread_rwlock_init (&c->rmw_lock, NULL);
+  init_rmw_lock (&c->rmw_lock);
   r = method == CRYPT_LUKS ? unlock_luks (img, c, opts->passphrase)
     : unlock_legacy_aes (img, c, opts->passphrase);
   if (r == -1) {
