@@ -1,0 +1,403 @@
+/* One fuzzing input through the qcow2 engine.
+ *
+ * The input is an image file.  It is put in a memfd and opened by name
+ * (/proc/self/fd/N), as the plugin opens files, with backing=none so a
+ * hostile backing file name opens nothing.  An image that wants an
+ * external data file gets another memfd holding the same bytes, given
+ * as data-file= so the name recorded in the image is never opened
+ * either.  Legacy AES images (crypt_method 1) get a passphrase, since
+ * unlocking them costs nothing; LUKS ones do not (their PBKDF2
+ * iteration count is the image's to choose).
+ *
+ * The work per input is bounded whatever the virtual size says: the
+ * first WALK_BYTES of the guest are read in pseudo-random chunks, then
+ * a few pseudo-random ranges across the rest and the very end.  The
+ * choices come from a PRNG seeded with a hash of the input, so a run is
+ * reproducible from the input alone.
+ *
+ * Besides the sanitizers, two checks are the harness's own: block
+ * status must tile each range it is asked about, and a range it calls
+ * "zero" must read as zeroes.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "byte-order.h"
+#include "diag.h"
+#include "harness.h"
+#include "is-zero.h"
+#include "minmax.h"
+#include "qcow2.h"
+
+#define WALK_BYTES      (UINT64_C (8) * 1024 * 1024)
+#define MAX_CHUNK       (UINT64_C (1024) * 1024)
+#define NR_PROBES       12
+#define MAX_PROBE       (UINT64_C (128) * 1024)
+#define WRITE_LIMIT     (UINT64_C (16) * 1024 * 1024)
+#define NR_WRITE_OPS    8
+#define L2_CACHE_BYTES  (256 * 1024)    /* small: exercise eviction */
+
+/* Header fields peeked at to choose the options (qcow2.txt "Header"). */
+#define HDR_VERSION          4
+#define HDR_CRYPT_METHOD    32
+#define HDR_NB_SNAPSHOTS    60
+#define HDR_INCOMPATIBLE    72
+#define INCOMPAT_DATA_FILE  (UINT64_C (1) << 2)
+
+static int verbose;
+
+void
+fuzz_qcow2_verbose (int on)
+{
+  verbose = on;
+}
+
+static void
+quiet (const char *fs, va_list args)
+{
+}
+
+static void
+loud (const char *fs, va_list args)
+{
+  fprintf (stderr, "qcow2: ");
+  vfprintf (stderr, fs, args);
+  fputc ('\n', stderr);
+}
+
+/* splitmix64, seeded with FNV-1a of the input. */
+struct rng {
+  uint64_t s;
+};
+
+static void
+rng_seed (struct rng *r, const uint8_t *data, size_t size)
+{
+  uint64_t h = UINT64_C (0xcbf29ce484222325);
+
+  for (size_t i = 0; i < size; i++)
+    h = (h ^ data[i]) * UINT64_C (0x100000001b3);
+  r->s = h;
+}
+
+static uint64_t
+rng_next (struct rng *r)
+{
+  uint64_t z = (r->s += UINT64_C (0x9e3779b97f4a7c15));
+
+  z = (z ^ (z >> 30)) * UINT64_C (0xbf58476d1ce4e5b9);
+  z = (z ^ (z >> 27)) * UINT64_C (0x94d049bb133111eb);
+  return z ^ (z >> 31);
+}
+
+/* A number in [0, n), n > 0. */
+static uint64_t
+rng_below (struct rng *r, uint64_t n)
+{
+  return rng_next (r) % n;
+}
+
+/* A memfd holding the bytes; its name for open() goes in path. */
+static int
+memfd_with (const char *name, const uint8_t *data, size_t size,
+            char *path, size_t path_len)
+{
+  int fd = memfd_create (name, MFD_CLOEXEC);
+  size_t done = 0;
+
+  if (fd == -1) {
+    perror ("memfd_create");
+    return -1;
+  }
+  while (done < size) {
+    ssize_t n = write (fd, data + done, size - done);
+    if (n <= 0) {
+      perror ("write");
+      close (fd);
+      return -1;
+    }
+    done += n;
+  }
+  snprintf (path, path_len, "/proc/self/fd/%d", fd);
+  return fd;
+}
+
+/* The header fields that choose options, or 0 where the input is too
+ * short (the engine then refuses it on its own).
+ */
+struct peek {
+  uint32_t version;
+  uint32_t crypt_method;
+  uint32_t nb_snapshots;
+  uint64_t incompatible;
+};
+
+static void
+peek_header (const uint8_t *data, size_t size, struct peek *p)
+{
+  memset (p, 0, sizeof *p);
+  if (size >= HDR_NB_SNAPSHOTS + 4) {
+    p->version = load_be32 (data + HDR_VERSION);
+    p->crypt_method = load_be32 (data + HDR_CRYPT_METHOD);
+    p->nb_snapshots = load_be32 (data + HDR_NB_SNAPSHOTS);
+  }
+  if (p->version >= 3 && size >= HDR_INCOMPATIBLE + 8)
+    p->incompatible = load_be64 (data + HDR_INCOMPATIBLE);
+}
+
+/* Block status of one range, checked against the bytes read from it
+ * (buf, or NULL if the read failed).
+ */
+struct extent_check {
+  uint64_t start, end;          /* the range asked about */
+  uint64_t next;                /* where the next extent must start */
+  const unsigned char *buf;
+  unsigned calls;
+};
+
+static int
+check_extent (void *opaque, uint64_t offset, uint64_t length, uint32_t type)
+{
+  struct extent_check *c = opaque;
+
+  if (offset != c->next || length == 0 ||
+      (type & ~(uint32_t) (QCOW2_EXTENT_HOLE | QCOW2_EXTENT_ZERO)) ||
+      offset >= c->end) {
+    fprintf (stderr, "fuzz: bad extent %#" PRIx64 "+%#" PRIx64 " type %"
+             PRIu32 " (expected one at %#" PRIx64 ", range ends at %#"
+             PRIx64 ")\n", offset, length, type, c->next, c->end);
+    abort ();
+  }
+  if (c->buf && (type & QCOW2_EXTENT_ZERO) &&
+      !is_zero (c->buf + (offset - c->start),
+                MIN (offset + length, c->end) - offset)) {
+    fprintf (stderr, "fuzz: extent %#" PRIx64 "+%#" PRIx64 " says zero "
+             "but does not read as zeroes\n", offset, length);
+    abort ();
+  }
+  c->next = offset + length;
+  c->calls++;
+  return 0;
+}
+
+static void
+check_range (struct qcow2_image *img, unsigned char *buf, uint64_t offset,
+             uint64_t count)
+{
+  struct extent_check c = { offset, offset + count, offset, NULL, 0 };
+
+  if (count == 0)
+    return;
+  if (qcow2_pread (img, buf, count, offset) == 0)
+    c.buf = buf;
+  if (qcow2_extents (img, count, offset, false, check_extent, &c) == 0 &&
+      c.next < c.end) {
+    fprintf (stderr, "fuzz: extents of %#" PRIx64 "+%#" PRIx64 " stop at %#"
+             PRIx64 "\n", offset, count, c.next);
+    abort ();
+  }
+
+  /* req_one: at least the first extent, starting at offset. */
+  c.next = offset;
+  c.calls = 0;
+  if (qcow2_extents (img, count, offset, true, check_extent, &c) == 0 &&
+      c.calls == 0) {
+    fprintf (stderr, "fuzz: no extent for %#" PRIx64 "+%#" PRIx64
+             " with req_one\n", offset, count);
+    abort ();
+  }
+}
+
+/* Read (and ask the block status of) a bounded part of the guest. */
+static void
+walk_guest (struct qcow2_image *img, struct rng *r, uint64_t walk_bytes,
+            unsigned nr_probes)
+{
+  const uint64_t size = qcow2_size (img);
+  const uint64_t walk_end = MIN (size, walk_bytes);
+  unsigned char *buf = malloc (MAX (MAX_CHUNK, MAX_PROBE));
+  uint64_t offset = 0;
+
+  if (buf == NULL)
+    abort ();
+
+  while (offset < walk_end) {
+    uint64_t len = 1 + rng_below (r, MAX_CHUNK);
+
+    if (rng_below (r, 2))       /* half the time whole sectors */
+      len = (len + 511) & ~UINT64_C (511);
+    len = MIN (len, walk_end - offset);
+    check_range (img, buf, offset, len);
+    offset += len;
+  }
+
+  for (unsigned i = 0; size > walk_end && i < nr_probes; i++) {
+    uint64_t off = walk_end + rng_below (r, size - walk_end);
+    uint64_t len = 1 + rng_below (r, MAX_PROBE);
+
+    check_range (img, buf, off, MIN (len, size - off));
+  }
+  if (size > 0) {
+    uint64_t len = MIN (size, 1 + rng_below (r, MAX_PROBE));
+    check_range (img, buf, size - len, len);
+  }
+  free (buf);
+}
+
+static void
+init_options (struct qcow2_options *o, const char *path, bool readonly,
+              const struct peek *p, const char *data_path)
+{
+  memset (o, 0, sizeof *o);
+  o->filename = path;
+  o->readonly = readonly;
+  o->l2_cache_size = L2_CACHE_BYTES;
+  o->backing = QCOW2_BACKING_NONE;
+  if (p->incompatible & INCOMPAT_DATA_FILE)
+    o->data_file = data_path;
+  if (p->crypt_method == 1)
+    o->passphrase = "fuzz";
+}
+
+static void
+run_read (const char *path, const struct peek *p, const char *data_path,
+          struct rng *r, uint64_t walk_bytes)
+{
+  struct qcow2_options o;
+  struct qcow2_image *img;
+
+  init_options (&o, path, true, p, data_path);
+  if (qcow2_open (&o, &img) == 0) {
+    walk_guest (img, r, walk_bytes, NR_PROBES);
+    qcow2_close (img);
+  }
+
+  /* The first snapshot (IDs start at "1"), if there is a table. */
+  if (p->nb_snapshots > 0) {
+    o.snapshot = "1";
+    if (qcow2_open (&o, &img) == 0) {
+      walk_guest (img, r, walk_bytes / 4, NR_PROBES / 4);
+      qcow2_close (img);
+    }
+  }
+}
+
+/* A few writes, zeroes, trims and flushes at pseudo-random places. */
+static void
+mutate_guest (struct qcow2_image *img, struct rng *r)
+{
+  const uint64_t size = qcow2_size (img);
+  const uint64_t cs = qcow2_cluster_size (img);
+  const uint64_t limit = MIN (size, WRITE_LIMIT);
+  const uint64_t max_len = 2 * cs + 4096;
+  bool compressed = qcow2_enable_compressed_writes (img, 0) == 0;
+  unsigned char *buf;
+
+  if (limit == 0)
+    return;
+  buf = malloc (max_len);
+  if (buf == NULL)
+    abort ();
+
+  for (unsigned i = 0; i < NR_WRITE_OPS; i++) {
+    unsigned op = rng_below (r, 7);
+    uint64_t off = rng_below (r, limit);
+    uint64_t len = 1 + rng_below (r, max_len);
+    unsigned flags = rng_below (r, 4) == 0 ? QCOW2_FUA : 0;
+
+    if (rng_below (r, 2)) {     /* often whole clusters */
+      off &= ~(cs - 1);
+      len = cs * (1 + rng_below (r, 2));
+    }
+    len = MIN (len, size - off);
+    memset (buf, 0xa5 ^ i, len);
+
+    switch (op) {
+    case 0: case 1:
+      qcow2_pwrite (img, buf, len, off, flags);
+      break;
+    case 2:
+      qcow2_zero (img, len, off, flags
+                  | (rng_below (r, 2) ? QCOW2_MAY_TRIM : 0)
+                  | (rng_below (r, 4) == 0 ? QCOW2_FAST_ZERO : 0));
+      break;
+    case 3:
+      qcow2_trim (img, len, off, flags);
+      break;
+    case 4:
+      if (compressed)
+        qcow2_pwrite (img, buf, len, off, flags | QCOW2_COMPRESSED);
+      break;
+    case 5:
+      qcow2_flush (img);
+      break;
+    case 6:
+      qcow2_pread (img, buf, len, off);
+      break;
+    }
+  }
+  free (buf);
+}
+
+static void
+run_write (const char *path, const struct peek *p, const char *data_path,
+           struct rng *r)
+{
+  struct qcow2_options o;
+  struct qcow2_image *img;
+
+  init_options (&o, path, false, p, data_path);
+  if (qcow2_open (&o, &img) == -1)
+    return;
+  if (qcow2_prepare_write (img) == 0)
+    mutate_guest (img, r);
+  qcow2_close (img);
+
+  /* Whatever the writes left behind must open (or be refused) cleanly. */
+  run_read (path, p, data_path, r, WALK_BYTES / 4);
+}
+
+int
+fuzz_qcow2_one (const uint8_t *data, size_t size, enum fuzz_mode mode)
+{
+  char path[64], data_path[64];
+  struct peek p;
+  struct rng r;
+  int fd, data_fd = -1;
+
+  diag_set_handlers (verbose ? loud : quiet, NULL);
+  peek_header (data, size, &p);
+  rng_seed (&r, data, size);
+
+  fd = memfd_with ("fuzz-qcow2", data, size, path, sizeof path);
+  if (fd == -1)
+    return -1;
+  if (p.incompatible & INCOMPAT_DATA_FILE) {
+    data_fd = memfd_with ("fuzz-qcow2-data", data, size,
+                          data_path, sizeof data_path);
+    if (data_fd == -1) {
+      close (fd);
+      return -1;
+    }
+  }
+
+  if (mode == FUZZ_WRITE)
+    run_write (path, &p, data_path, &r);
+  else
+    run_read (path, &p, data_path, &r, WALK_BYTES);
+
+  close (fd);
+  if (data_fd >= 0)
+    close (data_fd);
+  return 0;
+}

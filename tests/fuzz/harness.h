@@ -1,0 +1,28 @@
+/* One fuzzing input through the qcow2 engine (harness.c), shared by the
+ * libFuzzer targets (fuzz-qcow2.c, built by build.sh with clang) and the
+ * regression replayer (replay.c, built by automake for `make check`).
+ */
+#ifndef FUZZ_HARNESS_H
+#define FUZZ_HARNESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum fuzz_mode {
+  FUZZ_READ,                    /* open read-only, read + block status */
+  FUZZ_WRITE,                   /* open read-write, write/zero/trim, reopen */
+};
+
+/* Run one input.  Errors from the engine are expected (the input is
+ * hostile) and ignored; anything wrong that the harness can see itself
+ * (extents that do not tile the range, "zero" extents that read as
+ * non-zero) aborts.  Returns 0, or -1 if the input file could not even
+ * be set up (a harness problem, not a finding).
+ */
+extern int fuzz_qcow2_one (const uint8_t *data, size_t size,
+                           enum fuzz_mode mode);
+
+/* Print engine errors to stderr (default: silent). */
+extern void fuzz_qcow2_verbose (int on);
+
+#endif /* FUZZ_HARNESS_H */
