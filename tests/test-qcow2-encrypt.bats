@@ -492,31 +492,11 @@ refused ()
         passphrase=wrong
 }
 
-@test "encrypt: damaged LUKS header" {
-    local off
-    make_encrypted luks "$img" 4M
-    # the LUKS magic at the offset the encryption extension names
-    off=$(/usr/bin/python3 - "$img" <<'EOF'
-import struct, sys
-d = open(sys.argv[1], "rb").read(65536)
-hl = struct.unpack(">I", d[100:104])[0]
-p = hl
-while True:
-    magic, ln = struct.unpack(">II", d[p:p + 8])
-    if magic == 0x0537be77:
-        print(struct.unpack(">Q", d[p + 8:p + 16])[0])
-        break
-    p += 8 + (ln + 7) // 8 * 8
-EOF
-)
-    printf 'XXXX' | dd of="$img" bs=1 seek="$off" conv=notrunc status=none
-    refused "$img" "no LUKS1 header at offset $off" passphrase="$PASS"
-}
-
-@test "encrypt: encryption header extension out of range" {
-    make_encrypted luks "$img" 4M
-    # Point the extension past the end of the file.
-    /usr/bin/python3 - "$img" <<'EOF'
+# set_luks_area IMAGE OFFSET LENGTH: rewrite the encryption header
+# extension.
+set_luks_area ()
+{
+    /usr/bin/python3 - "$@" <<'EOF'
 import struct, sys
 f = open(sys.argv[1], "r+b")
 d = f.read(65536)
@@ -525,11 +505,89 @@ while True:
     magic, ln = struct.unpack(">II", d[p:p + 8])
     if magic == 0x0537be77:
         f.seek(p + 8)
-        f.write(struct.pack(">Q", 1 << 40))
+        f.write(struct.pack(">QQ", int(sys.argv[2]), int(sys.argv[3])))
         break
     p += 8 + (ln + 7) // 8 * 8
 EOF
+}
+
+@test "encrypt: damaged LUKS header" {
+    local off len
+    make_encrypted luks "$img" 4M
+    read -r off len < <(luks_area "$img")
+    printf 'XXXX' | dd of="$img" bs=1 seek="$off" conv=notrunc status=none
+    refused "$img" "no LUKS1 header at offset $off" passphrase="$PASS"
+}
+
+@test "encrypt: LUKS header naming an unknown cipher" {
+    local off len
+    make_encrypted luks "$img" 4M
+    read -r off len < <(luks_area "$img")
+    printf 'twofish\0' | dd of="$img" bs=1 seek=$((off + 8)) conv=notrunc status=none
+    refused "$img" 'cipher "twofish-xts-plain64" with a 512-bit key is not supported' \
+        passphrase="$PASS"
+}
+
+@test "encrypt: LUKS key material outside the encryption header area" {
+    local off len
+    make_encrypted luks "$img" 4M
+    read -r off len < <(luks_area "$img")
+    set_luks_area "$img" "$off" 100000
+    refused "$img" "lies beyond the end of the LUKS area (100000 bytes): is it truncated?" \
+        passphrase="$PASS"
+}
+
+@test "encrypt: encryption header extension out of range or misaligned" {
+    local off len
+    make_encrypted luks "$img" 4M
+    read -r off len < <(luks_area "$img")
+    set_luks_area "$img" $((1 << 40)) "$len"
     refused "$img" "lies beyond the end of the file" passphrase="$PASS"
+    set_luks_area "$img" $((off + 512)) "$len"
+    refused "$img" "is not a multiple of the cluster size" passphrase="$PASS"
+    set_luks_area "$img" "$off" 0
+    refused "$img" "names an empty or misplaced area" passphrase="$PASS"
+}
+
+@test "encrypt: image truncated inside the LUKS area" {
+    make_encrypted luks "$img" 4M
+    truncate -s 600000 "$img"
+    refused "$img" "lies beyond the end of the file" passphrase="$PASS"
+}
+
+@test "encrypt: a compressed cluster in an encrypted image is refused" {
+    make_encrypted luks "$img" 4M
+    qio "$img" -c "write -P 0x33 0 64k" -c "write -P 0x44 64k 64k"
+    # Turn the first L2 entry into a compressed cluster descriptor.
+    /usr/bin/python3 - "$img" <<'EOF'
+import struct, sys
+f = open(sys.argv[1], "r+b")
+h = f.read(512)
+cluster_bits = struct.unpack(">I", h[20:24])[0]
+l1 = struct.unpack(">Q", h[40:48])[0]
+f.seek(l1)
+l2 = struct.unpack(">Q", f.read(8))[0] & 0x00fffffffffffe00
+f.seek(l2)
+host = struct.unpack(">Q", f.read(8))[0] & 0x00fffffffffffe00
+f.seek(l2)
+f.write(struct.pack(">Q", (1 << 62) | host))
+EOF
+    start_nbdkit -r "$QCOW2_PLUGIN" file="$img" passphrase=+pass
+    run /usr/bin/python3 -c '
+import sys, nbd
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+assert h.pread(65536, 65536) == b"\x44" * 65536
+try:
+    h.pread(512, 0)
+except nbd.Error as e:
+    sys.exit("refused: %s" % e)
+' "$uri"
+    echo "$output"
+    [ "$status" -eq 1 ]
+    [[ "$output" = *"refused"* ]]
+    [ "$(grep -c "compressed cluster for guest offset 0 in an encrypted image" "$nbdkit_log")" -eq 1 ]
+    server_alive "$nbdkit_pid"
 }
 
 @test "encrypt: passphrase from a file and a file descriptor; not logged" {
