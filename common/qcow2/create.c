@@ -169,16 +169,24 @@ probe_backing (const struct qcow2_create_options *o, uint64_t *size)
   struct io *io;
   unsigned char hdr[HDR_SIZE + 8];
   int64_t len;
-  int r = -1;
+  int fd, r = -1;
 
   *size = INVALID;
   if (path == NULL) {
     diag_error ("create: %m");
     return -1;
   }
-  io = io_open_file (path, O_RDONLY);
+  fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd == -1) {
+    int e = errno;
+
+    diag_error ("create: could not open backing file '%s': %m", o->backing_file);
+    errno = e;
+    return -1;
+  }
+  io = io_fd_wrap (fd, path, true);
   if (io == NULL) {
-    diag_error ("create: could not open backing file '%s'", o->backing_file);
+    close (fd);
     return -1;
   }
   len = io_size (io);
