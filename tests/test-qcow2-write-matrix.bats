@@ -78,12 +78,6 @@ case_plain ()
     run_workload "$img" "$c" "$seed"
 }
 
-# cluster_size_of IMG
-cluster_size_of ()
-{
-    echo $((1 << $(od -An -t u4 --endian=big -j 20 -N 4 "$1" | tr -d ' ')))
-}
-
 @test "write matrix: v3, 64 KiB clusters" {
     case_plain 64M compat=1.1 1
 }

@@ -44,6 +44,11 @@ qemu_nbd_rw ()
     qemu-nbd --fork --persistent --pid-file="$pidfile" -k "$sock" \
         --shared=0 -t -f qcow2 "$@" "$img" </dev/null >"$log" 2>&1 3>&- || {
         cat "$log" >&2
+        # Anything the child writes to stderr fails the parent, while
+        # the child may serve on: stop it too.
+        if test -s "$pidfile"; then
+            _servers+=("qemu-nbd:$(cat "$pidfile")")
+        fi
         return 1
     }
     server_pid=$(cat "$pidfile")
@@ -97,10 +102,15 @@ stop_write_server ()
 kill_write_server ()
 {
     kill -KILL "$server_pid"
-    # nbdkit is our child: reap it here, so that cleanup_servers does
-    # not take its 137 for a failure.  (qemu-nbd forked itself away.)
     wait "$server_pid" 2>/dev/null || true
     while server_alive "$server_pid"; do sleep 0.05; done
+    # Forget it, or cleanup_servers takes its status 137 (bash keeps
+    # it) for a failure.
+    local entry kept=()
+    for entry in "${_servers[@]}"; do
+        test "${entry#*:}" = "$server_pid" || kept+=("$entry")
+    done
+    _servers=("${kept[@]}")
 }
 
 # workload ARGS...: the workload driver, with a time limit.
@@ -152,6 +162,12 @@ incompatible_bits ()
 image_version ()
 {
     od -An -t u4 --endian=big -j 4 -N 4 "$1" | tr -d ' '
+}
+
+# cluster_size_of IMAGE
+cluster_size_of ()
+{
+    echo $((1 << $(od -An -t u4 --endian=big -j 20 -N 4 "$1" | tr -d ' ')))
 }
 
 # assert_not_dirty IMAGE: the dirty bit (incompatible bit 0) is clear.

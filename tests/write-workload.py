@@ -50,6 +50,7 @@ KiB = 1024
 MiB = 1024 * 1024
 MAX_IO = 4 * MiB                # largest pwrite/pread payload
 MAX_ZERO = 16 * MiB             # largest zero/trim request
+HANG_SECONDS = 120              # a server silent this long is hung
 
 
 class CheckFailed(Exception):
@@ -70,12 +71,17 @@ def log(msg):
 def first_unexplained(actual, lo, hi, candidates):
     """Return the first offset in [lo, hi) where actual[off] equals no
     candidate[off], or None.  Candidates are whole-disk byte sequences
-    (or None for "zero").  Bisects, so a range that matches one
-    candidate as a whole costs one comparison."""
+    (or None for "zero"), or (candidate, clo, chi) for one that only
+    holds [clo, chi).  Bisects, so a range that matches one candidate
+    as a whole costs one comparison."""
     zero_cache = {}
 
     def matches(a, b):
         for c in candidates:
+            if isinstance(c, tuple):
+                c, clo, chi = c
+                if a < clo or chi < b:
+                    continue
             if c is None:
                 n = b - a
                 z = zero_cache.get(n)
@@ -194,6 +200,8 @@ class Generator:
         self.nconns = nconns
         self.can = can
         self.cluster = args.cluster_size
+        self.max_io = min(MAX_IO, args.max_size)
+        self.max_zero = min(MAX_ZERO, args.max_size)
         self.no = 0
         kinds = {"pwrite": 50, "zero": 14, "trim": 9, "pread": 12,
                  "flush": 4, "fastzero": 2}
@@ -217,8 +225,9 @@ class Generator:
         # log-uniform sizes, so 1-byte and multi-MiB requests both occur
         n = min(limit, self.size, int(2 ** rng.uniform(0, 23)) or 1)
         if rng.random() < 0.15:
-            n = min(self.size, rng.choice([self.cluster, 2 * self.cluster,
-                                           self.cluster // 2 or 1, limit]))
+            n = min(self.size, limit,
+                    rng.choice([self.cluster, 2 * self.cluster,
+                                self.cluster // 2 or 1, limit]))
         a = self._alignment()
         if rng.random() < 0.5 and n >= a:
             n -= n % a
@@ -236,14 +245,14 @@ class Generator:
         if kind == "flush":
             op = Op(self.no, kind)
         elif kind in ("pwrite", "pread"):
-            off, n = self._extent(MAX_IO)
+            off, n = self._extent(self.max_io)
             op = Op(self.no, kind, off, n)
             if kind == "pwrite":
                 op.data = make_data(rng, n, self.no)
                 if self.can["fua"] and rng.random() < 0.1:
                     op.flags |= nbd.CMD_FLAG_FUA
         else:
-            off, n = self._extent(MAX_ZERO)
+            off, n = self._extent(self.max_zero)
             op = Op(self.no, kind, off, n)
             if kind == "zero" and rng.random() < 0.5:
                 op.flags |= nbd.CMD_FLAG_NO_HOLE
@@ -297,7 +306,8 @@ class CrashModel:
                 if op.kind in ("pread", "flush"):
                     continue
                 e = {"no": op.no, "kind": op.kind, "offset": op.offset,
-                     "length": op.length, "answered": op not in unanswered}
+                     "length": op.length, "flags": op.flags,
+                     "answered": op not in unanswered}
                 if op.kind == "pwrite":
                     f.write(op.data)
                     e["data"] = pos
@@ -367,6 +377,10 @@ class Workload:
         log("write-workload: %d bytes, seed %d, %s" %
             (self.size, args.seed,
              " ".join(k for k, v in self.can.items() if v)))
+        if args.ready_file:
+            # connected: the caller may start its clock (e.g. to kill
+            # the server at a random moment of the run)
+            open(args.ready_file, "w").close()
         self.model = CrashModel(self.ref) if args.state else None
         self.inflight = {}        # (conn, cookie) -> op
         self.flushes = {}         # group id -> [remaining, cover]
@@ -427,6 +441,8 @@ class Workload:
             self.submit(f, c)
 
     def issue(self, op):
+        if self.args.trace:
+            log("issue %r" % op)
         self.stats[op.kind] = self.stats.get(op.kind, 0) + 1
         if op.kind == "flush":
             self.issue_flush(op)
@@ -435,7 +451,7 @@ class Workload:
 
     # -- completion ---------------------------------------------------
 
-    def wait(self, timeout=-1):
+    def wait(self):
         """Wait for the sockets, then retire what completed."""
         poller = select.poll()
         fds = {}
@@ -450,7 +466,17 @@ class Workload:
                 fd = h.aio_get_fd()
                 poller.register(fd, ev)
                 fds[fd] = h
-        for fd, ev in poller.poll(timeout):
+        if not fds:
+            # Nothing to wait for although requests are outstanding: the
+            # connections are gone (libnbd closed them quietly).
+            raise ConnectionLost("no connection left with %d requests "
+                                 "outstanding" % len(self.inflight))
+        ready = poller.poll(HANG_SECONDS * 1000)
+        if not ready:
+            fail("no reply for %d s with %d requests outstanding: %s" %
+                 (HANG_SECONDS, len(self.inflight),
+                  ", ".join(repr(o) for o in self.inflight.values())))
+        for fd, ev in ready:
             h = fds[fd]
             if ev & (select.POLLIN | select.POLLHUP | select.POLLERR):
                 h.aio_notify_read()
@@ -569,6 +595,9 @@ class Workload:
             else None
         pending = None
         done = 0
+        only = None
+        if args.only:
+            only = {int(n) for n in args.only.split(",")}
         try:
             while True:
                 stop = done >= args.ops or self.error is not None or \
@@ -577,6 +606,10 @@ class Workload:
                     break
                 if pending is None:
                     pending = gen.next()
+                    if only is not None and pending.no not in only:
+                        pending = None      # minimising a failure
+                        done += 1
+                        continue
                 if len(self.inflight) < args.inflight and \
                    not self.overlaps(pending):
                     self.issue(pending)
@@ -725,6 +758,34 @@ def cmd_verify(args):
                 c.append(Shifted(e))
         cands_of.append((e["offset"], e["offset"] + e["length"], c, e))
 
+    C = args.allow_freed_reuse
+    reused = set()
+
+    def aliases(g):
+        """What guest cluster g may show if its host cluster was freed
+        by a pending trim or zero and handed to a pending write for
+        another guest cluster before g's L2 entry reached the disk: any
+        content that cluster had since the flush, at the same place in
+        the cluster (the new data, or the old copied around it)."""
+        base = g * C
+        out = []
+        for e in ops:
+            if e["kind"] != "pwrite":
+                continue
+            first = e["offset"] // C
+            last = (e["offset"] + e["length"] - 1) // C
+            for h in range(first, last + 1):
+                a = max(e["offset"], h * C) - h * C
+                b = min(e["offset"] + e["length"], h * C + C) - h * C
+                w = Window(dat, base + a, e["data"] + h * C + a - e["offset"])
+                out.append((w, base + a, base + b))
+                out.append((Window(durable, base, h * C), base, base + C))
+        return out
+
+    def frees(e):
+        return e["kind"] == "trim" or \
+            (e["kind"] == "zero" and not e.get("flags", 0) & nbd.CMD_FLAG_NO_HOLE)
+
     for i in range(len(bounds) - 1):
         lo, hi = bounds[i], bounds[i + 1]
         cands = [durable]
@@ -733,12 +794,27 @@ def cmd_verify(args):
             if a <= lo and hi <= b:
                 cands.extend(c)
                 who.append(e)
-        bad = first_unexplained(image, lo, hi, cands)
-        if bad is not None:
+        while lo < hi:
+            bad = first_unexplained(image, lo, hi, cands)
+            if bad is None:
+                break
+            if C and any(frees(e) for e in who):
+                g = bad // C
+                end = min(hi, g * C + C)
+                bad = first_unexplained(image, bad, end, cands + aliases(g))
+                if bad is None:
+                    reused.add(g)
+                    lo = end
+                    continue
             fail("byte %d reads %02x; durable value %02x; pending ops "
                  "there: %s" % (bad, image[bad], durable[bad],
                                 ", ".join("#%d %s" % (e["no"], e["kind"])
                                           for e in who) or "none"))
+    if reused:
+        print("verify: guest clusters %s hold data of other clusters "
+              "(a freed host cluster reused before the trim/zero that "
+              "freed it was flushed; allowed by --allow-freed-reuse)" %
+              ", ".join(str(g) for g in sorted(reused)))
     print("verify: %d pending requests, image consistent with the model "
           "(%d flushes completed)" % (len(ops), info.get("flushes", 0)))
     return 0
@@ -761,6 +837,9 @@ def main():
                    help="stop issuing after this many seconds")
     r.add_argument("--inflight", type=int, default=8)
     r.add_argument("--connections", type=int, default=2)
+    r.add_argument("--max-size", type=int, default=MAX_ZERO,
+                   help="largest request (default 4 MiB for data, "
+                   "16 MiB for zero and trim)")
     r.add_argument("--cluster-size", type=int, default=65536,
                    help="favoured alignment")
     r.add_argument("--no-trim", action="store_true")
@@ -768,7 +847,14 @@ def main():
                    choices=["pwrite", "zero", "trim", "pread", "flush",
                             "fastzero"],
                    help="leave out a kind of request")
+    r.add_argument("--only", metavar="N,N,...",
+                   help="issue only these requests of the sequence (to "
+                   "narrow down a failure)")
+    r.add_argument("--trace", action="store_true",
+                   help="log every request as it is issued")
     r.add_argument("--state", help="directory for the crash model")
+    r.add_argument("--ready-file",
+                   help="create this file once connected")
     r.add_argument("--expect-crash", action="store_true",
                    help="the server will be killed: stop at the first "
                    "connection loss and record the model")
@@ -780,6 +866,11 @@ def main():
     v.add_argument("--state", required=True)
     v.add_argument("--image", required=True, help="raw guest view")
     v.add_argument("--backing")
+    v.add_argument("--allow-freed-reuse", type=int, metavar="CLUSTER_SIZE",
+                   default=0,
+                   help="accept a guest cluster under an unflushed trim or "
+                   "zero showing another cluster's unflushed data (qemu-nbd "
+                   "7.2 does this after a crash)")
 
     args = p.parse_args()
     try:
