@@ -344,7 +344,9 @@ make_qcow1 ()
     cp "$T/q.qcow" "$T/b.qcow"; poke "$T/b.qcow" 'put(24, ">Q", (1 << 64) - 1)'
     refused "$T/b.qcow" 'size is too large'
     cp "$T/q.qcow" "$T/b.qcow"; poke "$T/b.qcow" 'put(36, ">I", 1)'
-    refused "$T/b.qcow" 'encrypted qcow images are not supported'
+    refused "$T/b.qcow" 'the image is encrypted \(AES\): a passphrase is needed'
+    cp "$T/q.qcow" "$T/b.qcow"; poke "$T/b.qcow" 'put(36, ">I", 2)'
+    refused "$T/b.qcow" 'invalid qcow version 1 header: crypt_method is unknown'
     cp "$T/q.qcow" "$T/b.qcow"; poke "$T/b.qcow" 'put(8, ">Q", 1 << 40); put(16, ">I", 10)'
     refused "$T/b.qcow" 'backing file name lies beyond the end of the file'
     # Options that make no sense for the format.

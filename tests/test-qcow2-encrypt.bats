@@ -55,7 +55,7 @@ make_encrypted ()
 # encrypted backing file.
 image_opts ()
 {
-    local o="driver=qcow2,file.filename=$1,encrypt.key-secret=sec0"
+    local o="driver=${qemu_driver:-qcow2},file.filename=$1,encrypt.key-secret=sec0"
     if test -n "${encrypted_backing:-}"; then
         o=$o,backing.encrypt.key-secret=sec0
     fi
@@ -207,6 +207,14 @@ run_encrypted_workload ()
     cleanup_servers
     make_encrypted aes "$img" 16M -o cluster_size=2M
     prefill "$img" $((16 * 1024 * 1024))
+    check_reads "$img"
+}
+
+@test "encrypt: legacy AES in qcow version 1, reads equal QEMU" {
+    qemu_driver=qcow
+    qemu-img create -q -f qcow --object "$SECRET" \
+        -o encrypt.format=aes,encrypt.key-secret=sec0 "$img" 8M
+    qio "$img" -c "write -P 0x5a 1000 70000" -c "write -P 0x61 3M 1M"
     check_reads "$img"
 }
 

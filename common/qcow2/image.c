@@ -152,6 +152,7 @@ image_open (const struct qcow2_options *opts, const struct chain_link *above,
   if (qcow1_detect (img->file, img->file_size)) {
     /* These two only refuse data-file= and snapshot= for qcow v1. */
     if (qcow1_open (img) == -1 ||
+        crypt_open (img, opts) == -1 ||
         data_file_open (img, opts) == -1 ||
         snapshot_open (img, opts) == -1)
       goto fail;

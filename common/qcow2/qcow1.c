@@ -131,11 +131,9 @@ qcow1_open (struct qcow2_image *img)
     return bad_header (img, "L1 table is too large");
   if (!range_within (l1_offset, l1_entries * 8, img->file_size))
     return bad_header (img, "L1 table lies beyond the end of the file");
-  if (crypt != 0) {
-    diag_error ("%s: encrypted qcow images are not supported", img->filename);
-    errno = ENOTSUP;
-    return -1;
-  }
+  /* 1 is AES, served by crypt.c as for qcow2 (IV from the guest offset). */
+  if (crypt > CRYPT_AES)
+    return bad_header (img, "crypt_method is unknown");
 
   img->qcow1 = true;
   img->readonly = true;
@@ -143,6 +141,7 @@ qcow1_open (struct qcow2_image *img)
   img->hdr.cluster_bits = cluster_bits;
   img->hdr.size = size;
   img->hdr.compression_type = 0;     /* zlib type */
+  img->hdr.crypt_method = crypt;
   img->cluster_bits = cluster_bits;
   img->cluster_size = UINT64_C (1) << cluster_bits;
   img->extended_l2 = false;
