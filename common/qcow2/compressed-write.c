@@ -158,10 +158,10 @@ batch_end (struct qcow2_image *img, struct batch *b)
   pthread_rwlock_unlock (&img->meta_lock);
 }
 
-/* The new guest data of cluster `cluster` as a whole cluster: straight
- * from the caller's buffer when the request covers it, else the old
- * guest view with the request's part laid over it (zeroes past the end
- * of the image).  `slot` picks one of the two merge buffers.
+/* The new guest data of the batch's cluster i, as a whole cluster:
+ * straight from the caller's buffer when the request covers it, else
+ * the old guest view with the request's part laid over it (zeroes past
+ * the end of the image).  `slot` picks one of the two merge buffers.
  */
 static int
 cluster_data (struct qcow2_image *img, struct batch *b, uint64_t i,
