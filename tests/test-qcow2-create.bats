@@ -194,6 +194,27 @@ create_and_compare ()
     create_and_compare 4M preallocation=metadata refcount-bits=1 cluster-size=1K
 }
 
+@test "create: preallocation=falloc and full" {
+    local mode
+    for mode in falloc full; do
+        for args in "4194304" "0" "4194816 cluster-size=4K" \
+                    "6291456 cluster-size=512" \
+                    "4194304 extended-l2=on backing-file=../base.raw backing-format=raw" \
+                    "4194304 data-file=data.raw" "4194304 refcount-bits=1"; do
+            rm -rf ours/* ref/*
+            echo "preallocation=$mode $args"
+            # shellcheck disable=SC2086
+            create_and_compare $args preallocation=$mode
+            # The data clusters are allocated in the file system.
+            if [[ "$args" == *data-file* ]]; then
+                (( $(stat -c %b ours/data.raw) * 512 >= 4194304 ))
+            else
+                (( $(stat -c %b ours/img.qcow2) * 512 >= ${args%% *} ))
+            fi
+        done
+    done
+}
+
 # 512-byte clusters: the refcount table (64 entries of 256 clusters)
 # fills at 8 MiB of file, so QEMU grows it, twice here.
 @test "create: preallocation=metadata with refcount table growth" {

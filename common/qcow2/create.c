@@ -265,6 +265,8 @@ struct layout {
 
   uint64_t file_end;            /* length of QEMU's file */
   uint64_t data_end;            /* length of the external data file */
+  uint64_t falloc_start;        /* preallocated data area of the file */
+  uint64_t falloc_length;
 
   uint64_t crypto_offset;       /* the LUKS header's clusters */
   uint64_t crypto_length;       /* its exact length, for the extension */
@@ -369,15 +371,18 @@ refblocks_needed (uint64_t clusters, uint64_t cluster_size,
   return blocks;
 }
 
-/* QEMU's qcow2_refcount_area: a new, larger refcount table starting at
- * cluster `start` (past everything in use), preceded by the refcount
- * blocks that are missing from `start` on, all covering themselves.
- * The block new_block (if not 0) goes into slot new_index.  The old
- * table is freed afterwards.
+/* QEMU's qcow2_refcount_area: a new refcount table starting at cluster
+ * `start` (past everything in use), preceded by the refcount blocks
+ * that are missing from `start` on, all covering themselves and
+ * `additional` clusters after them; unless `exact`, the table gets room
+ * to grow by half.  The block new_block (if not 0) goes into slot
+ * new_index.  The old table is freed afterwards.  *end is the first
+ * cluster after the new structures.
  */
 static int
-grow_reftable (struct layout *l, uint64_t start,
-               uint64_t new_index, uint64_t new_block)
+grow_reftable (struct layout *l, uint64_t start, uint64_t additional,
+               bool exact, uint64_t new_index, uint64_t new_block,
+               uint64_t *end_ret)
 {
   uint64_t cs = l->cluster_size;
   uint64_t entries_per_cluster = cs / REFTABLE_ENTRY_SIZE;
@@ -387,15 +392,16 @@ grow_reftable (struct layout *l, uint64_t start,
   uint64_t *table;
   struct stale_table *stale;
 
-  total = refblocks_needed (start, cs, refblock_entries, true);
-  table_size = ROUND_UP (total + DIV_ROUND_UP (total, 2), entries_per_cluster);
+  total = refblocks_needed (start + additional, cs, refblock_entries, !exact);
+  table_size = exact ? total : total + DIV_ROUND_UP (total, 2);
+  table_size = ROUND_UP (table_size, entries_per_cluster);
   if (table_size * REFTABLE_ENTRY_SIZE > MAX_REFTABLE_BYTES) {
     diag_error ("create: the refcount table would exceed %d bytes "
                 "(try a larger cluster size)", MAX_REFTABLE_BYTES);
     errno = EFBIG;
     return -1;
   }
-  if (new_index >= total) {
+  if (new_block && new_index >= total) {
     diag_error ("create: internal error: refcount block %" PRIu64
                 " outside the new table", new_index);
     errno = EIO;
@@ -467,6 +473,7 @@ grow_reftable (struct layout *l, uint64_t start,
   l->reftable_entries = table_size;
   l->reftable_offset = table_start << l->cluster_bits;
 
+  *end_ret = end;
   return update_refcounts (l, old_offset >> l->cluster_bits, old_clusters,
                            false);
 }
@@ -480,7 +487,7 @@ static int
 ensure_refblock (struct layout *l, uint64_t cluster)
 {
   uint64_t index = cluster >> l->refblock_bits;
-  uint64_t block, blocks_used;
+  uint64_t block, blocks_used, end;
 
   if (index < l->reftable_entries && l->reftable[index])
     return 0;
@@ -505,7 +512,8 @@ ensure_refblock (struct layout *l, uint64_t cluster)
      */
     blocks_used = DIV_ROUND_UP (MAX (cluster, block) + 1,
                                 UINT64_C (1) << l->refblock_bits);
-    if (grow_reftable (l, blocks_used << l->refblock_bits, index, block) == -1)
+    if (grow_reftable (l, blocks_used << l->refblock_bits, 0, false,
+                       index, block, &end) == -1)
       return -1;
   }
   errno = EAGAIN;
@@ -783,6 +791,54 @@ preallocate (struct layout *l, bool external_data, uint64_t size)
       l->data_end = MAX (l->data_end, end);
     else
       l->file_end = MAX (l->file_end, end);
+  }
+  return 0;
+}
+
+/* preallocation=falloc|full without a data file, as QEMU's
+ * qcow2_co_truncate does it: refcount structures that cover the data
+ * and its L2 tables go at the end of the file, then all the data
+ * clusters in one run after them, then the L2 tables wherever the
+ * allocator finds room (often in the clusters of the refcount table
+ * just replaced).  The run is allocated in the file system too.
+ */
+static int
+preallocate_data (struct layout *l, uint64_t size)
+{
+  uint64_t l2_entries = UINT64_C (1) << l->l2_bits;
+  uint64_t end, n_data, n_l2, start, guest, n;
+  int64_t got;
+
+  n_data = DIV_ROUND_UP (size, l->cluster_size);
+
+  /* The file ends after its last cluster in use. */
+  for (end = DIV_ROUND_UP (l->file_end, l->cluster_size);
+       end > 0 && !is_used (l, end - 1); end--)
+    ;
+  if (end == 0)
+    end = DIV_ROUND_UP (l->file_end, l->cluster_size);
+
+  /* Room for a head and a tail L2 table that only partly cover data. */
+  n_l2 = DIV_ROUND_UP (n_data, l2_entries) + 1;
+  if (grow_reftable (l, end, n_data + n_l2, true, 0, 0, &start) == -1)
+    return -1;
+  got = alloc_clusters_at (l, start, n_data);
+  if (got == -1)
+    return -1;
+  if ((uint64_t) got != n_data) {
+    diag_error ("create: internal error: preallocated area in use");
+    errno = EIO;
+    return -1;
+  }
+  l->falloc_start = start << l->cluster_bits;
+  l->falloc_length = n_data << l->cluster_bits;
+  l->file_end = MAX (l->file_end, l->falloc_start + l->falloc_length);
+
+  for (guest = 0; guest < n_data; guest += n) {
+    n = MIN (n_data - guest, l2_entries - (guest & (l2_entries - 1)));
+    if (ensure_l2 (l, guest << l->cluster_bits) == -1 ||
+        add_run (l, guest, start + guest, n) == -1)
+      return -1;
   }
   return 0;
 }
@@ -1115,12 +1171,33 @@ sync_directory (const char *filename)
   return 0;
 }
 
+/* preallocation=falloc|full: the file system allocates the range (the
+ * bytes stay zero, so this is all "full" needs to add too).
+ */
+static int
+allocate_range (int fd, const char *name, uint64_t offset, uint64_t length)
+{
+  int r;
+
+  if (length == 0)
+    return 0;
+  r = posix_fallocate (fd, offset, length);
+  if (r != 0) {
+    errno = r;
+    diag_error ("create: %s: could not preallocate: %m", name);
+    errno = r;
+    return -1;
+  }
+  return 0;
+}
+
 /* The external data file: empty, as long as the disk (or its last
  * preallocated cluster).  Refuses to touch an existing file: QEMU would
  * truncate it, throwing its contents away.
  */
 static int
-create_data_file (const struct qcow2_create_options *o, uint64_t length)
+create_data_file (const struct qcow2_create_options *o, uint64_t length,
+                  bool allocate)
 {
   int fd = open (o->data_file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   struct io *io;
@@ -1142,7 +1219,9 @@ create_data_file (const struct qcow2_create_options *o, uint64_t length)
     close (fd);
     return -1;
   }
-  r = io_truncate (io, length) == -1 || io_flush (io) == -1 ? -1 : 0;
+  r = io_truncate (io, length) == -1 ||
+    (allocate && allocate_range (fd, o->data_file, 0, length) == -1) ||
+    io_flush (io) == -1 ? -1 : 0;
   io_close (io);
   return r;
 }
@@ -1156,8 +1235,8 @@ qcow2_create (const struct qcow2_create_options *opts)
   uint64_t size = o.size, backing_size;
   struct layout l;
   struct io *io = NULL;
-  bool data_created = false;
-  int r = -1, e;
+  bool data_created = false, allocate;
+  int fd, r = -1, e;
 
   if (o.version == 0)
     o.version = 3;
@@ -1188,17 +1267,36 @@ qcow2_create (const struct qcow2_create_options *opts)
   l.data_end = size;
   if (make_l1 (&l, size) == -1)
     goto out;
-  if (o.preallocation == QCOW2_PREALLOC_METADATA &&
-      preallocate (&l, o.data_file != NULL, size) == -1)
+  allocate = o.preallocation == QCOW2_PREALLOC_FALLOC ||
+    o.preallocation == QCOW2_PREALLOC_FULL;
+  if (o.preallocation == QCOW2_PREALLOC_METADATA ||
+      (allocate && o.data_file != NULL)) {
+    /* With a data file, QEMU preallocates the metadata and leaves the
+     * rest to the data file.
+     */
+    if (preallocate (&l, o.data_file != NULL, size) == -1)
+      goto out;
+  }
+  else if (allocate && preallocate_data (&l, size) == -1)
     goto out;
   if (o.encrypt == QCOW2_ENCRYPT_LUKS && alloc_luks_area (&l, &o) == -1)
     goto out;
 
-  io = io_open_file (o.filename, O_RDWR | O_CREAT | O_EXCL);
-  if (io == NULL)
+  fd = open (o.filename, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd == -1) {
+    diag_error ("create: %s: %m", o.filename);
+    goto out;
+  }
+  io = io_fd_wrap (fd, o.filename, false);
+  if (io == NULL) {
+    close (fd);
+    unlink (o.filename);
+    goto out;
+  }
+  if (allocate_range (fd, o.filename, l.falloc_start, l.falloc_length) == -1)
     goto out;
   if (o.data_file) {
-    if (create_data_file (&o, l.data_end) == -1)
+    if (create_data_file (&o, l.data_end, allocate) == -1)
       goto out;
     data_created = true;
   }

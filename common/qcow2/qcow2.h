@@ -106,6 +106,8 @@ extern int qcow2_extents (struct qcow2_image *img, uint64_t count,
 enum qcow2_preallocation {
   QCOW2_PREALLOC_OFF,
   QCOW2_PREALLOC_METADATA,      /* every L2 table and data cluster */
+  QCOW2_PREALLOC_FALLOC,        /* ... and the file system allocates them */
+  QCOW2_PREALLOC_FULL,          /* the same (the data is zero either way) */
 };
 
 enum qcow2_encryption {

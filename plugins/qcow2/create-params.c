@@ -73,8 +73,13 @@ parse_preallocation (const char *value)
     copts.preallocation = QCOW2_PREALLOC_OFF;
   else if (strcmp (value, "metadata") == 0)
     copts.preallocation = QCOW2_PREALLOC_METADATA;
+  else if (strcmp (value, "falloc") == 0)
+    copts.preallocation = QCOW2_PREALLOC_FALLOC;
+  else if (strcmp (value, "full") == 0)
+    copts.preallocation = QCOW2_PREALLOC_FULL;
   else {
-    nbdkit_error ("preallocation must be off or metadata, not '%s'", value);
+    nbdkit_error ("preallocation must be off, metadata, falloc or full, "
+                  "not '%s'", value);
     return -1;
   }
   return 0;

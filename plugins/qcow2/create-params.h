@@ -37,7 +37,8 @@ extern int create_image (const char *filename, const char *data_file,
   "backing-file=<NAME>   New image: backing file (with backing-format=).\n" \
   "backing-format=<FMT>  New image: format of the backing file.\n" \
   "data-file-raw=on|off  New image: the data file (data-file=) is raw.\n" \
-  "preallocation=off|metadata  New image: allocate all metadata.\n" \
+  "preallocation=off|metadata|falloc|full  New image: allocate metadata\n" \
+  "                      (and data clusters, in the file system too).\n" \
   "encrypt-format=luks|aes     New image: encrypted (with passphrase=).\n" \
   "encrypt-iter-time=<MS>      New image: LUKS key derivation time (2000)."
 
