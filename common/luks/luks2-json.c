@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -516,6 +517,31 @@ parse_tokens (json_object *root, struct luks2_metadata *md)
   }
 }
 
+/* json-c switches the thread to a copy of its current locale with
+ * LC_NUMERIC "C" for every parse, which takes glibc's global locale
+ * lock unless the thread already uses the "C" locale object.  Run the
+ * parse in that object: JSON is locale-independent anyway, and this
+ * keeps clear of that lock, which is left broken in processes where
+ * libasan is preloaded (p11-kit's constructor calls newlocale before
+ * ASan has initialised, and ASan's lazy start-up re-enters the lock).
+ * newlocale (LC_ALL_MASK, "C", 0) returns the static object and
+ * takes no lock.
+ */
+static json_object *
+parse_in_c_locale (json_tokener *tok, const char *text)
+{
+  locale_t c = newlocale (LC_ALL_MASK, "C", (locale_t) 0);
+  locale_t old = c ? uselocale (c) : (locale_t) 0;
+  json_object *root;
+
+  root = json_tokener_parse_ex (tok, text, strlen (text));
+  if (c) {
+    uselocale (old);
+    freelocale (c);
+  }
+  return root;
+}
+
 int
 luks2_parse_metadata (const struct luks2_header *hdr, uint64_t header_offset,
                       uint64_t limit, struct luks2_metadata *md)
@@ -532,7 +558,7 @@ luks2_parse_metadata (const struct luks2_header *hdr, uint64_t header_offset,
     errno = ENOMEM;
     return -1;
   }
-  root = json_tokener_parse_ex (tok, hdr->json, strlen (hdr->json));
+  root = parse_in_c_locale (tok, hdr->json);
   if (root == NULL || json_tokener_get_error (tok) != json_tokener_success) {
     bad ("not valid JSON: %s",
          json_tokener_error_desc (json_tokener_get_error (tok)));
