@@ -181,9 +181,3 @@ assert_not_dirty ()
         return 1
     fi
 }
-
-# plugin_knows PARAM: our plugin documents PARAM in its --help.
-plugin_knows ()
-{
-    "$NBDKIT" "$QCOW2_PLUGIN" --help 2>/dev/null | grep -q "^ *$1="
-}
