@@ -56,7 +56,7 @@ wait_for ()
 nbdkit -f -U "$dir/ours.sock" --filter="$ours" file vol.luks \
     passphrase=+key 2>ours.log &
 pids+=($!); wait_for "$dir/ours.sock" $!
-qemu-nbd --shared=0 -k "$dir/qemu.sock" --object secret,id=sec0,file=key \
+qemu-nbd --shared=0 --persistent -k "$dir/qemu.sock" --object secret,id=sec0,file=key \
     --image-opts driver=luks,key-secret=sec0,file.filename=vol.luks \
     2>qemu.log &
 pids+=($!); wait_for "$dir/qemu.sock" $!
