@@ -119,3 +119,13 @@ refused ()
     ! grep -q "$secret" "$nbdkit_log" || false
     ! tr -d ' \n' < "$nbdkit_log" | grep -qi "$vk_hex" || false
 }
+
+@test "luks errors: detached headers (LUKS1 and LUKS2) are refused" {
+    truncate -s 4M data
+    cryptsetup luksFormat --type luks2 --header h2 --key-file \
+        "$BATS_FILE_TMPDIR/key" -q --pbkdf pbkdf2 --pbkdf-force-iterations 1000 data
+    refused h2 "LUKS2 data segment at offset 0 overlaps the headers"
+    cryptsetup luksFormat --type luks1 --header h1 --key-file \
+        "$BATS_FILE_TMPDIR/key" -q --pbkdf-force-iterations 1000 data
+    refused h1 "LUKS1 payload offset is 0"
+}

@@ -40,7 +40,7 @@ get_string (const uint8_t *hdr, size_t off, char *out, const char *what)
 }
 
 static int
-parse_header (const uint8_t *hdr, struct luks1_header *h)
+parse_header (const uint8_t *hdr, bool embedded, struct luks1_header *h)
 {
   char hash_name[LUKS1_STRING_LEN + 1];
 
@@ -60,6 +60,12 @@ parse_header (const uint8_t *hdr, struct luks1_header *h)
 
   if (luks_cipher_check (h->cipher, h->mode, h->key_bytes) == -1)
     return -1;
+  if (h->payload_sector == 0 && !embedded) {
+    diag_error ("luks: LUKS1 payload offset is 0: volumes with a detached "
+                "header are not supported");
+    errno = ENOTSUP;
+    return -1;
+  }
   if (h->mk_iterations == 0) {
     diag_error ("luks: LUKS1 header: master key digest iterations is 0");
     errno = EINVAL;
@@ -112,7 +118,7 @@ check_slot (const struct luks1_header *h, int i,
     errno = EINVAL;
     return -1;
   }
-  if (!params->embedded && h->payload_sector != 0 &&
+  if (!params->embedded &&
       !range_within (start, len, (uint64_t) h->payload_sector * LUKS_SECTOR)) {
     diag_error ("luks: LUKS1 key slot %d: key material overlaps the payload",
                 i);
@@ -185,7 +191,7 @@ luks1_open (struct io *io, const struct luks_open_params *params,
 
   if (luks_device_limit (io, params, &limit) == -1 ||
       io_pread (io, hdr, sizeof hdr, params->header_offset) == -1 ||
-      parse_header (hdr, &h) == -1)
+      parse_header (hdr, params->embedded, &h) == -1)
     return -1;
 
   if (params->key_slot >= LUKS1_NUM_KEYSLOTS) {

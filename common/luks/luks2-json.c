@@ -219,8 +219,8 @@ parse_config (json_object *root, const struct luks2_header *hdr)
 }
 
 static int
-parse_segment (json_object *root, struct luks2_metadata *md,
-               char *seg_id, size_t seg_id_size)
+parse_segment (json_object *root, const struct luks2_header *hdr,
+               struct luks2_metadata *md, char *seg_id, size_t seg_id_size)
 {
   json_object *segments, *integrity;
   json_object *seg = NULL;
@@ -280,7 +280,14 @@ parse_segment (json_object *root, struct luks2_metadata *md,
   else if (parse_u64 (size, &md->seg_size) == -1 || md->seg_size == 0 ||
            md->seg_size % md->sector_size != 0)
     return bad ("segment: bad size \"%s\"", size);
-  if (md->seg_offset % md->sector_size != 0 && md->seg_offset % 512 != 0)
+  if (md->seg_offset < 2 * hdr->hdr_size) {
+    diag_error ("luks: LUKS2 data segment at offset %" PRIu64 " overlaps "
+                "the headers: volumes with a detached header are not "
+                "supported", md->seg_offset);
+    errno = ENOTSUP;
+    return -1;
+  }
+  if (md->seg_offset % 512 != 0)
     return bad ("segment: offset %" PRIu64 " is not sector-aligned",
                 md->seg_offset);
   return split_encryption (enc, md->cipher, md->mode);
@@ -397,7 +404,7 @@ parse_kdf (json_object *ks, struct luks2_keyslot *k)
 static int
 parse_keyslot (json_object *ks, int id, uint64_t header_offset,
                uint64_t limit, const struct luks2_header *hdr,
-               struct luks2_keyslot *k)
+               uint64_t md_seg_offset, struct luks2_keyslot *k)
 {
   json_object *af, *area, *prio;
   char type[32], enc[2 * LUKS2_CIPHER_LEN];
@@ -440,6 +447,9 @@ parse_keyslot (json_object *ks, int id, uint64_t header_offset,
                 "(%" PRIu64 " needed)", id, k->area_size, need);
   if (k->area_offset < 2 * hdr->hdr_size || k->area_offset % LUKS_SECTOR)
     return bad ("keyslot %d: area offset %" PRIu64 " is invalid",
+                id, k->area_offset);
+  if (!range_within (k->area_offset, need, md_seg_offset))
+    return bad ("keyslot %d: area at %" PRIu64 " overlaps the data segment",
                 id, k->area_offset);
   if (!range_within (header_offset, k->area_offset, limit) ||
       !range_within (header_offset + k->area_offset, need, limit)) {
@@ -489,7 +499,7 @@ parse_keyslots (json_object *root, uint64_t header_offset, uint64_t limit,
                   id, json_object_get_string (t));
       continue;
     }
-    if (parse_keyslot (val, id, header_offset, limit, hdr,
+    if (parse_keyslot (val, id, header_offset, limit, hdr, md->seg_offset,
                        &md->keyslots[id]) == -1)
       return -1;
   }
@@ -569,7 +579,7 @@ luks2_parse_metadata (const struct luks2_header *hdr, uint64_t header_offset,
     goto out;
   }
   if (parse_config (root, hdr) == -1 ||
-      parse_segment (root, md, seg_id, sizeof seg_id) == -1 ||
+      parse_segment (root, hdr, md, seg_id, sizeof seg_id) == -1 ||
       parse_digest (root, seg_id, md) == -1 ||
       parse_keyslots (root, header_offset, limit, hdr, md) == -1)
     goto out;
