@@ -258,6 +258,9 @@ expect_refusal ()
     expect_refusal "power of two between 512 and 2048k" create=true size=1M cluster-size=256
     expect_refusal "power of two between 512 and 2048k" create=true size=1M cluster-size=3000
     expect_refusal "power of two and may not exceed 64" create=true size=1M refcount-bits=3
+    expect_refusal "power of two and may not exceed 64" create=true size=1M refcount-bits=0
+    expect_refusal "power of two between 512 and 2048k" create=true size=1M cluster-size=0
+    expect_refusal "preallocation must be" create=true size=1M preallocation=yes
     expect_refusal "at least 16384 bytes" create=true size=1M extended-l2=on cluster-size=8K
     expect_refusal "Lazy refcounts only supported" create=true size=1M compat=0.10 lazy-refcounts=on
     expect_refusal "Different refcount widths" create=true size=1M compat=0.10 refcount-bits=8

@@ -117,6 +117,19 @@ parse_cluster_size (const char *value)
   return 0;
 }
 
+/* 0 means "the default" in qcow2_create_options: refuse it here. */
+static int
+parse_refcount_bits (const char *value)
+{
+  if (nbdkit_parse_unsigned ("refcount-bits", value, &copts.refcount_bits) == -1)
+    return -1;
+  if (copts.refcount_bits == 0) {
+    nbdkit_error ("Refcount width must be a power of two and may not exceed 64 bits");
+    return -1;
+  }
+  return 0;
+}
+
 static int
 parse_string (const char *value, const char **ret)
 {
@@ -150,7 +163,7 @@ create_config (const char *key, const char *value)
   else if (strcmp (key, "extended-l2") == 0)
     r = parse_switch (value, &copts.extended_l2);
   else if (strcmp (key, "refcount-bits") == 0)
-    r = nbdkit_parse_unsigned (key, value, &copts.refcount_bits);
+    r = parse_refcount_bits (value);
   else if (strcmp (key, "lazy-refcounts") == 0)
     r = parse_switch (value, &copts.lazy_refcounts);
   else if (strcmp (key, "backing-file") == 0)
