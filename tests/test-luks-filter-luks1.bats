@@ -98,3 +98,22 @@ check_writes ()
         "$(qemu_luks_image vol)" -O raw theirs
     cmp ours theirs
 }
+
+@test "luks1: stacked over our qcow2 plugin (LUKS volume as qcow2 guest content)" {
+    requires_module "$QCOW2_PLUGIN"
+    qemu-img convert -f raw -O qcow2 "$BATS_FILE_TMPDIR/qemu.luks" guest.qcow2
+    start_nbdkit --filter="$LUKS_FILTER" "$QCOW2_PLUGIN" file=guest.qcow2 \
+        passphrase=pass
+    copy_export "$uri" ours
+    qemu-img convert --object "$(qemu_luks_secret pass)" --image-opts \
+        "$(qemu_luks_image "$BATS_FILE_TMPDIR/qemu.luks")" -O raw theirs
+    cmp ours theirs
+    # Writes through both layers; QEMU decrypts its own qcow2's content.
+    make_plain model 4194304
+    nbdcopy model "$uri"
+    unaligned_writes "$uri" model
+    cleanup_servers
+    qemu-img compare -q --object "$(qemu_luks_secret pass)" --image-opts \
+        "driver=luks,key-secret=sec0,file.driver=qcow2,file.file.filename=guest.qcow2" \
+        "driver=raw,file.filename=model"
+}
