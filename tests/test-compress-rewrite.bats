@@ -107,3 +107,30 @@ overwrite_case ()
     [ "$third" -le $((second * 105 / 100)) ]
     qemu-img compare "$BATS_FILE_TMPDIR/disk.raw" img.qcow2
 }
+
+@test "compress rewrite: zeroing part of a cluster keeps it compressed" {
+    local before after
+    cp "$BATS_FILE_TMPDIR/disk.raw" ref.raw
+    qemu-img create -q -f qcow2 img.qcow2 "$SIZE"
+    compress_copy ref.raw img.qcow2
+    before=$(check_field img.qcow2 compressed-clusters)
+    start_nbdkit --filter="$COMPRESS_FILTER" "$QCOW2_PLUGIN" file=img.qcow2
+    # Every 256 KiB: 4 KiB inside a cluster, and 8 KiB across a cluster
+    # boundary; the same zeroes go into the reference.
+    nbdsh -u "$uri" -c "
+h.set_strict_mode(h.get_strict_mode() & ~nbd.STRICT_ALIGN)
+ref = open('ref.raw', 'r+b')
+for off in range(4096, $SIZE - 3 * 65536, 256 * 1024):
+    for o, n in ((off, 4096), (off + 2 * 65536 - 4096, 8192)):
+        h.zero(n, o)
+        ref.seek(o)
+        ref.write(bytes(n))
+h.flush()
+"
+    stop_server "$nbdkit_pid"
+    check_clean img.qcow2
+    qemu-img compare -f qcow2 -F raw img.qcow2 ref.raw
+    after=$(check_field img.qcow2 compressed-clusters)
+    echo "compressed clusters: $before before, $after after"
+    [ "$after" -ge "$before" ]
+}

@@ -57,7 +57,8 @@ extern const char *qcow2_description (const struct qcow2_image *img);
 /* Request flags. */
 #define QCOW2_FUA        (1u << 0)   /* durable on return */
 #define QCOW2_MAY_TRIM   (1u << 1)   /* zero: the space may be released */
-#define QCOW2_COMPRESSED (1u << 2)   /* pwrite: store as compressed clusters */
+#define QCOW2_COMPRESSED (1u << 2)   /* pwrite: store as compressed clusters;
+                                        zero: so is any data it writes */
 #define QCOW2_FAST_ZERO  (1u << 3)   /* zero: fail with ENOTSUP rather than write */
 
 /* Get ready for writing (called when a writable client connects):

@@ -85,7 +85,7 @@ write_zeroes (struct qcow2_image *img, uint64_t count, uint64_t offset,
   }
   while (count > 0 && r == 0) {
     uint64_t n = MIN (count, (uint64_t) ZERO_CHUNK);
-    r = qcow2_pwrite (img, zeroes, n, offset, 0);
+    r = qcow2_pwrite (img, zeroes, n, offset, flags & QCOW2_COMPRESSED);
     offset += n;
     count -= n;
   }

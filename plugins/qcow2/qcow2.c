@@ -334,6 +334,9 @@ qcow2_plugin_zero (void *handle, uint32_t count, uint64_t offset,
     f |= QCOW2_MAY_TRIM;
   if (flags & NBDKIT_FLAG_FAST_ZERO)
     f |= QCOW2_FAST_ZERO;
+  /* Zeroing part of a cluster writes data: compressed, like the rest. */
+  if (compressed_writes)
+    f |= QCOW2_COMPRESSED;
   return qcow2_zero (img, count, offset, f);
 }
 
