@@ -151,6 +151,16 @@ case_plain ()
     case_plain 32M preallocation=metadata,compat=0.10,cluster_size=4096 17
 }
 
+@test "write matrix: 4 connections, 64 requests in flight, small requests" {
+    # many allocations in the same L2 tables and refcount blocks at once
+    local seed
+    seed=$(write_seed 18)
+    qemu-img create -q -f qcow2 -o cluster_size=4096 "$img" 32M
+    guest_view "$img" "$ref"
+    run_workload "$img" 4096 "$seed" --connections 4 --inflight 64 \
+        --max-size 20000 --ops 2000
+}
+
 # case_backing COMPAT EXTRA-OPTS SEED: a prefilled base, an overlay with
 # some data of its own; the workload writes to the overlay.
 case_backing ()

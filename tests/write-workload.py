@@ -280,6 +280,11 @@ class CrashModel:
     def op_completed(self, op):
         self.completed.append((self.ncompleted, op))
         self.ncompleted += 1
+        if op.flags & nbd.CMD_FLAG_FUA:
+            # FUA: durable on return.  (Earlier unflushed ops on the
+            # range stay allowed too; a later flush replays everything
+            # in completion order, so this op lands in the right place.)
+            apply(self.durable, op)
 
     def flush_issued(self):
         """A flush covers every op completed before it was issued."""
