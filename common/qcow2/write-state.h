@@ -114,6 +114,11 @@ extern int write_corrupt (struct qcow2_image *img, const char *fs, ...)
 /* Every new allocation is checked against the metadata. */
 extern int check_no_overlap (struct qcow2_image *img, uint64_t offset,
                              uint64_t bytes);
+/* The same against the header, L1, refcount and snapshot tables only
+ * (cheap: for every in-place write).
+ */
+extern int check_no_fixed_overlap (struct qcow2_image *img, uint64_t offset,
+                                   uint64_t bytes);
 extern int header_write_u64 (struct qcow2_image *img, unsigned field,
                              uint64_t value);
 extern void write_state_free (struct qcow2_image *img);

@@ -239,6 +239,26 @@ plan_run (struct qcow2_image *img, uint64_t offset, uint64_t count,
   }
   r->length = MIN (end, (cluster + r->nr_clusters) << img->cluster_bits) - offset;
 
+  /* In-place writes go wherever the L2 entries say, and a hostile image
+   * can point them (COPIED, refcount 1) at its own metadata, as QEMU's
+   * check of every write would find.  The header, L1, refcount and
+   * snapshot tables and this L2 table cost nothing to check; the other
+   * L2 tables and refcount blocks are left to allocations (a scan of
+   * them per write would cost more than the write).
+   */
+  if (r->class != FRESH && img->data == img->file) {
+    uint64_t first = r->class == DIRECT ? ROUND_DOWN (r->host, cs) : d.host;
+    uint64_t bytes = r->nr_clusters * cs;
+
+    if (check_no_fixed_overlap (img, first, bytes) == -1)
+      goto err;
+    if (first <= r->l2->offset && r->l2->offset < first + bytes) {
+      write_corrupt (img, "data cluster at %#" PRIx64 " for guest offset %#"
+                     PRIx64 " is its own L2 table", r->l2->offset, offset);
+      goto err;
+    }
+  }
+
   if (r->class == DIRECT) {
     meta_cache_put (img->l2_cache, r->l2);
     return 0;
