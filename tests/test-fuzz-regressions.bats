@@ -19,3 +19,49 @@ load "${FUNCTIONS_SH:-$BATS_TEST_DIRNAME/functions.sh}"
     grep -q "inputs replayed, no crash" <<<"$output"
     ! grep -Eq 'Sanitizer|runtime error' <<<"$output"
 }
+
+# Images whose L2 entries point (COPIED, refcount 1) at the image's own
+# metadata, as tests/fuzz/craft-seeds.py makes them for the fuzzers: a
+# guest write there must not land on the metadata.  The write fails with
+# EIO, the image is marked corrupt (QEMU then refuses to write it too),
+# and the metadata is what it was.
+@test "hostile mappings: in-place writes into the image's own metadata are refused" {
+    requires qemu-img qemu-io nbdsh
+    local T=$BATS_TEST_TMPDIR name
+    qemu-img create -q -f qcow2 -o cluster_size=4096 "$T/good" 4M
+    qemu-io -f qcow2 -c "write -P 0x31 0 12k" -c "write -P 0x32 2M 4k" \
+        "$T/good" >/dev/null
+    qemu-img snapshot -c one "$T/good"
+    qemu-io -f qcow2 -c "write -P 0x33 4k 4k" "$T/good" >/dev/null
+    /usr/bin/python3 "$TESTS_SRCDIR/fuzz/craft-seeds.py" "$T/good" "$T/bad" \
+        >/dev/null
+
+    for name in l1 l2 reftable snapshot-table; do
+        echo "== data cluster 0 is the $name"
+        cp "$T/bad/rc-data-is-$name.qcow2" "$T/img"
+        # The cluster guest offset 0 maps to (the metadata), before.
+        host=$(/usr/bin/python3 -c '
+import struct, sys
+d = open(sys.argv[1], "rb").read()
+l1 = struct.unpack_from(">Q", d, 40)[0]
+l2 = struct.unpack_from(">Q", d, l1)[0] & 0x00fffffffffffe00
+print(struct.unpack_from(">Q", d, l2)[0] & 0x00fffffffffffe00)' "$T/img")
+        dd if="$T/img" of="$T/before" bs=4096 skip=$((host / 4096)) count=1 \
+            status=none
+
+        start_nbdkit "$QCOW2_PLUGIN" file="$T/img"
+        run nbdsh -u "$uri" -c 'h.pwrite(b"\xa5" * 4096, 0)'
+        echo "$output"
+        [ "$status" -ne 0 ]
+        grep -q "Input/output error" <<<"$output"
+        stop_server "$nbdkit_pid"
+        cat "$nbdkit_log"
+        grep -Eq "corrupt: (write to .* would overlap the|data cluster .* is its own L2 table)" \
+            "$nbdkit_log"
+
+        dd if="$T/img" of="$T/after" bs=4096 skip=$((host / 4096)) count=1 \
+            status=none
+        cmp "$T/before" "$T/after"
+        qemu-img info --output=json "$T/img" | grep -q '"corrupt": true'
+    done
+}

@@ -45,7 +45,7 @@
 #define MAX_PROBE       (UINT64_C (128) * 1024)
 #define WRITE_LIMIT     (UINT64_C (16) * 1024 * 1024)
 #define NR_WRITE_OPS    8
-#define L2_CACHE_BYTES  (256 * 1024)    /* small: exercise eviction */
+#define L2_CACHE_BYTES  (256 * 1024)
 
 /* Header fields peeked at to choose the options (qcow2.txt "Header"). */
 #define HDR_VERSION          4
@@ -256,12 +256,13 @@ walk_guest (struct qcow2_image *img, struct rng *r, uint64_t walk_bytes,
 
 static void
 init_options (struct qcow2_options *o, const char *path, bool readonly,
-              const struct peek *p, const char *data_path)
+              const struct peek *p, const char *data_path,
+              uint64_t l2_cache_size)
 {
   memset (o, 0, sizeof *o);
   o->filename = path;
   o->readonly = readonly;
-  o->l2_cache_size = L2_CACHE_BYTES;
+  o->l2_cache_size = l2_cache_size;
   o->backing = QCOW2_BACKING_NONE;
   if (p->incompatible & INCOMPAT_DATA_FILE)
     o->data_file = data_path;
@@ -276,7 +277,9 @@ run_read (const char *path, const struct peek *p, const char *data_path,
   struct qcow2_options o;
   struct qcow2_image *img;
 
-  init_options (&o, path, true, p, data_path);
+  /* Sometimes the smallest cache (4 tables), so tables are evicted. */
+  init_options (&o, path, true, p, data_path,
+                rng_below (r, 2) ? 1 : L2_CACHE_BYTES);
   if (qcow2_open (&o, &img) == 0) {
     walk_guest (img, r, walk_bytes, NR_PROBES);
     qcow2_close (img);
@@ -313,6 +316,14 @@ mutate_guest (struct qcow2_image *img, struct rng *r)
     unsigned op = rng_below (r, 7);
     uint64_t off = rng_below (r, limit);
     uint64_t len = 1 + rng_below (r, max_len);
+
+    /* Often the first clusters of the first two L2 tables, where the
+     * seeds keep data and where crafted entries point elsewhere.
+     */
+    if (rng_below (r, 3) == 0) {
+      off = rng_below (r, 2) * (cs * cs / 8) + rng_below (r, 4) * cs;
+      off = MIN (off, limit - 1);
+    }
     unsigned flags = rng_below (r, 4) == 0 ? QCOW2_FUA : 0;
 
     if (rng_below (r, 2)) {     /* often whole clusters */
@@ -356,7 +367,8 @@ run_write (const char *path, const struct peek *p, const char *data_path,
   struct qcow2_options o;
   struct qcow2_image *img;
 
-  init_options (&o, path, false, p, data_path);
+  init_options (&o, path, false, p, data_path,
+                rng_below (r, 2) ? 1 : L2_CACHE_BYTES);
   if (qcow2_open (&o, &img) == -1)
     return;
   if (qcow2_prepare_write (img) == 0)
