@@ -6,8 +6,9 @@
 #   qemu   qemu-nbd --shared=0 -t --image-opts driver=compress,
 #            file.driver=qcow2,file.file.driver=file,file.file.filename=IMAGE
 # for zlib- and zstd-type images, the servers alternating, several
-# rounds; prints the median throughput of each, the output sizes, and
-# the ratios.  Both outputs of the last round are checked with qemu-img
+# rounds; prints the median throughput of each, the server's CPU time
+# (user + system, all threads; steadier than wall time when the machine
+# is shared), the output sizes, and the ratios.  Both outputs of the last round are checked with qemu-img
 # check and compared with the source.
 #
 #   bench/compress-bench.sh [ROUNDS]          (default 3)
@@ -86,10 +87,16 @@ stop ()
     kill -9 "$pid" 2>/dev/null || true
 }
 
-# run SERVER TYPE IMAGE: one timed copy; prints the seconds.
+# cpu_ticks PID: user + system time of a process so far, in clock ticks.
+cpu_ticks ()
+{
+    sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+}
+
+# run SERVER TYPE IMAGE: one timed copy; prints "SECONDS CPU-SECONDS".
 run ()
 {
-    local server=$1 type=$2 img=$3 sock=$tmp/sock pidfile=$tmp/pid t0 t1 pid
+    local server=$1 type=$2 img=$3 sock=$tmp/sock pidfile=$tmp/pid t0 t1 pid c0 c1
     rm -f "$img" "$sock" "$pidfile"
     qemu-img create -q -f qcow2 -o cluster_size="$cluster",compression_type="$type" \
         "$img" "$bytes"
@@ -107,11 +114,14 @@ run ()
     wait_pidfile "$pidfile"
     pid=$(cat "$pidfile")
     echo "$pid" >>"$tmp/pids"
+    c0=$(cpu_ticks "$pid")
     t0=$(date +%s.%N)
     nbdcopy --requests=64 --flush "$raw" "nbd+unix:///?socket=$sock"
     t1=$(date +%s.%N)
+    c1=$(cpu_ticks "$pid")
     stop "$pid"
-    echo "$t1 - $t0" | bc -l
+    printf '%.3f %.2f\n' "$(echo "$t1 - $t0" | bc -l)" \
+        "$(echo "($c1 - $c0) / $(getconf CLK_TCK)" | bc -l)"
 }
 
 median ()
@@ -126,12 +136,15 @@ mbs ()
 
 echo "source: $raw, $bytes bytes; clusters $cluster; $rounds rounds; $(nproc) cores"
 echo "ours: zlib encoder $(nbdkit "$plugin" --dump-plugin | sed -n 's/^qcow2_zlib_encoder=//p')"
-printf '%-5s %-5s %10s %12s\n' type server "MB/s" "bytes"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-5s %-5s %10s %9s %12s\n' type server "MB/s" "CPU s" "bytes"
 for type in $types; do
-    declare -A times=()
+    declare -A times=() cpus=()
     for ((r = 0; r < rounds; r++)); do
         for server in qemu ours; do
-            times[$server]+="$(run $server "$type" "$workdir/out-$server-$type.qcow2") "
+            read -r t c < <(run $server "$type" "$workdir/out-$server-$type.qcow2")
+            times[$server]+="$t "
+            cpus[$server]+="$c "
         done
     done
     for server in qemu ours; do
@@ -142,12 +155,16 @@ for type in $types; do
     done
     tq=$(echo "${times[qemu]}" | tr ' ' '\n' | grep . | median)
     to=$(echo "${times[ours]}" | tr ' ' '\n' | grep . | median)
+    cq=$(echo "${cpus[qemu]}" | tr ' ' '\n' | grep . | median)
+    co=$(echo "${cpus[ours]}" | tr ' ' '\n' | grep . | median)
     sq=$(stat -c %s "$workdir/out-qemu-$type.qcow2")
     so=$(stat -c %s "$workdir/out-ours-$type.qcow2")
-    printf '%-5s %-5s %10s %12s\n' "$type" qemu "$(mbs "$tq")" "$sq"
-    printf '%-5s %-5s %10s %12s\n' "$type" ours "$(mbs "$to")" "$so"
-    printf '%-5s speed ours/qemu %.2fx, size ours/qemu %.3f (times: qemu %s; ours %s)\n' \
-        "$type" "$(echo "$tq / $to" | bc -l)" "$(echo "$so / $sq" | bc -l)" \
-        "${times[qemu]% }" "${times[ours]% }"
-    unset times
+    printf '%-5s %-5s %10s %9s %12s\n' "$type" qemu "$(mbs "$tq")" "$cq" "$sq"
+    printf '%-5s %-5s %10s %9s %12s\n' "$type" ours "$(mbs "$to")" "$co" "$so"
+    printf '%-5s speed ours/qemu %.2fx, CPU qemu/ours %.2fx, size ours/qemu %.3f\n' \
+        "$type" "$(echo "$tq / $to" | bc -l)" "$(echo "$cq / $co" | bc -l)" \
+        "$(echo "$so / $sq" | bc -l)"
+    echo "      times: qemu ${times[qemu]% }; ours ${times[ours]% }"
+    unset times cpus
 done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
