@@ -20,7 +20,8 @@
 # trimmed guest cluster shows another cluster's data.
 #
 # WRITE_SERVER=qemu-nbd runs the same rounds against qemu-nbd;
-# WRITE_CRASH_ROUNDS=N changes the number of rounds (default 12).
+# WRITE_CRASH_ROUNDS=N changes the number of rounds (default 10, and 5
+# for the last two cases).
 
 load "${FUNCTIONS_SH:-$BATS_TEST_DIRNAME/functions.sh}"
 load "$BATS_TEST_DIRNAME/write-functions.sh"
@@ -59,7 +60,7 @@ h.shutdown()' "$uri"
 # crash_rounds CREATE-OPTIONS SEED: the rounds described above.
 crash_rounds ()
 {
-    local opts=$1 seed0 rounds=${WRITE_CRASH_ROUNDS:-12} r seed delay lazy=0
+    local opts=$1 seed0 rounds=${WRITE_CRASH_ROUNDS:-10} r seed delay lazy=0
     seed0=$(write_seed "$2")
     [[ "$opts" == *lazy_refcounts=on* ]] && lazy=1
     local verify_args=() dirty_rounds=0
@@ -138,9 +139,9 @@ crash_rounds ()
 }
 
 @test "write crash: kill -9 at random moments, v2, 4 KiB clusters" {
-    WRITE_CRASH_ROUNDS=${WRITE_CRASH_ROUNDS:-6} crash_rounds compat=0.10,cluster_size=4096 3
+    WRITE_CRASH_ROUNDS=${WRITE_CRASH_ROUNDS:-5} crash_rounds compat=0.10,cluster_size=4096 3
 }
 
 @test "write crash: kill -9 at random moments, extended L2, refcount_bits=1" {
-    WRITE_CRASH_ROUNDS=${WRITE_CRASH_ROUNDS:-6} crash_rounds extended_l2=on,refcount_bits=1 4
+    WRITE_CRASH_ROUNDS=${WRITE_CRASH_ROUNDS:-5} crash_rounds extended_l2=on,refcount_bits=1 4
 }
