@@ -77,7 +77,7 @@ demo_image ()
 {
     local img=${TMPDIR:-/tmp}/nbdkit-qcow2-demo.qcow2
     if test ! -f "$img"; then
-        say "making a demo image: $img"
+        say "making a demo image: $img" >&2
         qemu-img create -q -f qcow2 "$img" 64M
         # Some text at the start, a zeroed cluster, and data near the end.
         qemu-io -f qcow2 \
