@@ -228,7 +228,6 @@ batch_compress (struct qcow2_image *img, struct batch *b)
   return 0;
 }
 
-
 /* Reserve `size` bytes for one compressed cluster, packed after the
  * previous one where possible (as QEMU's qcow2_alloc_bytes): every
  * host cluster the bytes touch gets one more reference.  Called with
