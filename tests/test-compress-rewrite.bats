@@ -134,3 +134,49 @@ h.flush()
     echo "compressed clusters: $before before, $after after"
     [ "$after" -ge "$before" ]
 }
+
+# A hostile image maps guest cluster 0 onto its own metadata, with
+# refcounts that agree (tests/fuzz/craft-seeds.py).  A compressed
+# rewrite of that cluster releases the old space (which would punch the
+# metadata away) or, for data that does not compress, writes in place:
+# either way the write must fail, the image be marked corrupt and the
+# metadata stay as it was.
+@test "compress rewrite: clusters mapped onto metadata are never released or overwritten" {
+    requires qemu-io
+    local name data host
+    qemu-img create -q -f qcow2 -o cluster_size=4096 good 4M
+    qemu-io -f qcow2 -c "write -P 0x31 0 12k" -c "write -P 0x32 2M 4k" \
+        good >/dev/null
+    qemu-img snapshot -c one good
+    qemu-io -f qcow2 -c "write -P 0x33 4k 4k" good >/dev/null
+    /usr/bin/python3 "$TESTS_SRCDIR/fuzz/craft-seeds.py" good bad >/dev/null
+
+    for name in l1 l2 reftable refblock snapshot-table; do
+        for data in 'b"compressible" * 341 + b"abcd"' \
+                    'random.randbytes(4096)'; do
+            echo "== data cluster 0 is the $name; writing $data"
+            cp "bad/rc-data-is-$name.qcow2" img
+            host=$(/usr/bin/python3 -c '
+import struct, sys
+d = open(sys.argv[1], "rb").read()
+l1 = struct.unpack_from(">Q", d, 40)[0]
+l2 = struct.unpack_from(">Q", d, l1)[0] & 0x00fffffffffffe00
+print(struct.unpack_from(">Q", d, l2)[0] & 0x00fffffffffffe00)' img)
+            dd if=img of=before bs=4096 skip=$((host / 4096)) count=1 \
+                status=none
+            start_nbdkit --filter="$COMPRESS_FILTER" "$QCOW2_PLUGIN" file=img
+            run nbdsh -u "$uri" -c 'import random' \
+                -c "h.pwrite($data, 0)" -c 'h.flush()'
+            echo "$output"
+            [ "$status" -ne 0 ]
+            stop_server "$nbdkit_pid"
+            cat "$nbdkit_log"
+            grep -q "qcow2 image is corrupt: .*overlap\|is its own L2 table" \
+                "$nbdkit_log"
+            dd if=img of=after bs=4096 skip=$((host / 4096)) count=1 \
+                status=none
+            cmp before after
+            qemu-img info --output=json img | grep -q '"corrupt": true'
+        done
+    done
+}

@@ -300,16 +300,20 @@ batch_place (struct qcow2_image *img, struct batch *b)
 
     case CW_NORMAL:
       /* A cluster of its own (COPIED) is rewritten in place, as any
-       * write would; anything else gets a new cluster.
+       * write would, once it is known not to be metadata (a hostile
+       * image may point the entry there; the full check costs little
+       * next to a compression); anything else gets a new cluster.
        */
       if (l2_for_write (img, cluster >> img->l2_bits, &t) == -1)
         return -1;
       r = l2_decode (img, t, cluster & (entries - 1), &d);
       meta_cache_put (img->l2_cache, t);
+      c->in_place = r == 0 && d.kind != MAP_COMPRESSED && d.has_host &&
+        (d.raw & ENTRY_COPIED);
+      if (c->in_place)
+        r = check_no_overlap (img, d.host, img->cluster_size);
       if (r == -1)
         return -1;
-      c->in_place = d.kind != MAP_COMPRESSED && d.has_host &&
-        (d.raw & ENTRY_COPIED);
       if (c->in_place)
         c->host = d.host;
       else {
@@ -421,6 +425,35 @@ new_entry (const struct qcow2_image *img, const struct cw_cluster *c,
   }
 }
 
+/* The clusters an entry about to be replaced points at lose a
+ * reference, and are punched when that was the last.  A hostile image
+ * can point an entry at its own metadata with a refcount that lies:
+ * the clusters are checked against all of it first (the full check
+ * that allocations get: a release happens once per rewritten cluster,
+ * not per write), and a hit marks the image corrupt.
+ */
+static int
+check_release (struct qcow2_image *img, const struct l2_entry *d)
+{
+  const uint64_t cs = img->cluster_size;
+  uint64_t host, len, first, end;
+
+  if (d->kind == MAP_COMPRESSED) {
+    host = compressed_host_offset (d->raw, img->cluster_bits);
+    len = compressed_length (d->raw, img->cluster_bits);
+  }
+  else if (d->has_host) {
+    host = d->host;
+    len = cs;
+  }
+  else
+    return 0;
+  /* Refcounts are per cluster: every cluster touched counts. */
+  first = ROUND_DOWN (host, cs);
+  end = ROUND_UP (host + len, cs);
+  return check_no_overlap (img, first, end - first);
+}
+
 /* Under the lock: point the L2 entries at the new data and release
  * what they pointed at before (at the next checkpoint).
  */
@@ -463,8 +496,13 @@ batch_commit (struct qcow2_image *img, struct batch *b)
       break;
     if (c->kind == CW_ZERO && reads_zero_without_space (img, &d, cluster))
       continue;
-    if (!c->in_place)
-      r = l2_release_entry (img, &d);
+    if (!c->in_place) {
+      r = check_release (img, &d);
+      if (r == 0)
+        r = l2_release_entry (img, &d);
+      if (r == -1)
+        break;                  /* the entry stays as it was */
+    }
     new_entry (img, c, &entry, &bitmap);
     l2_store_entry (img, t, index, entry, bitmap);
     dirty = true;
