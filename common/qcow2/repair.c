@@ -17,10 +17,36 @@
 #include "rounding.h"
 #include "write-state.h"
 
+/* A hostile image can make its tables name each other many times over
+ * (a million L1 entries naming one L2 table, thousands of snapshots
+ * sharing one L1 table), so that walking every path would take hours.
+ * The walk is given a budget of table entries: far more than QEMU could
+ * itself check in reasonable time, yet a few seconds of work here.
+ */
+#define MAX_ENTRIES_WALKED (UINT64_C (1) << 31)
+
 struct counts {
   uint32_t *n;
   uint64_t nr;                  /* clusters counted */
+  uint64_t max;                 /* the largest count a refcount can hold */
+  uint64_t budget;              /* table entries left to walk */
 };
+
+/* Take the cost of walking a table of entries from the budget. */
+static int
+spend (struct qcow2_image *img, struct counts *c, uint64_t entries)
+{
+  if (entries > c->budget) {
+    diag_error ("%s: dirty image: rebuilding its refcounts would walk "
+                "more than %" PRIu64 " table entries (tables named over "
+                "and over?); refusing (check it with qemu-img check)",
+                img->filename, MAX_ENTRIES_WALKED);
+    errno = EFBIG;
+    return -1;
+  }
+  c->budget -= entries;
+  return 0;
+}
 
 /* Count one reference to every cluster of [offset, offset + bytes). */
 static int
@@ -35,8 +61,14 @@ count_range (struct qcow2_image *img, struct counts *c, uint64_t offset,
   if (last >= c->nr)
     return image_corrupt (img, "metadata points at %#" PRIx64 ", beyond the "
                           "end of the file", offset);
-  for (uint64_t i = first; i <= last; i++)
+  for (uint64_t i = first; i <= last; i++) {
+    /* Also keeps the 32-bit counters from wrapping. */
+    if (c->n[i] >= c->max)
+      return image_corrupt (img, "the cluster at %#" PRIx64 " is referenced "
+                            "more times than its refcount can hold",
+                            i << img->cluster_bits);
     c->n[i]++;
+  }
   return 0;
 }
 
@@ -78,6 +110,7 @@ count_l1 (struct qcow2_image *img, struct counts *c, const uint64_t *l1,
       return image_corrupt (img, "L2 table offset %#" PRIx64 " is not aligned",
                             l2);
     if (count_range (img, c, l2, img->cluster_size) == -1 ||
+        spend (img, c, l2_entries_per_table (img)) == -1 ||
         count_l2_table (img, c, l2) == -1)
       return -1;
   }
@@ -94,6 +127,8 @@ count_snapshot (struct qcow2_image *img, struct counts *c,
 
   if (sn->size == 0)
     return 0;
+  if (spend (img, c, sn->size) == -1)
+    return -1;
   l1 = malloc (bytes);
   if (l1 == NULL) {
     diag_error ("malloc: %m");
@@ -146,6 +181,8 @@ refcount_rebuild (struct qcow2_image *img)
 
   diag_debug ("%s: dirty image: rebuilding refcounts", img->filename);
   c.nr = img->w->end_cluster;
+  c.max = MIN (img->w->refcount_max, (uint64_t) UINT32_MAX);
+  c.budget = MAX_ENTRIES_WALKED;
   c.n = calloc (c.nr ? c.nr : 1, sizeof *c.n);
   if (c.n == NULL) {
     diag_error ("calloc: %m");
