@@ -65,3 +65,32 @@ print(struct.unpack_from(">Q", d, l2)[0] & 0x00fffffffffffe00)' "$T/img")
         qemu-img info --output=json "$T/img" | grep -q '"corrupt": true'
     done
 }
+
+# Every open counts the referenced clusters for QEMU's "metadata
+# preallocation" rule (prealloc.c).  A refcount table whose 262144
+# entries all name one refcount block once cost a read of a 2 MiB
+# cluster per entry (512 GiB of reads); only the clusters inside the
+# file count, as in QEMU, so now it costs one.
+@test "hostile refcount table: one refcount block named by every entry opens at once" {
+    requires qemu-img nbdinfo
+    local img=$BATS_TEST_TMPDIR/img
+    qemu-img create -q -f qcow2 -o cluster_size=2M "$img" 1M
+    /usr/bin/python3 - "$img" <<'PY'
+import struct, sys
+cs = 2 << 20
+with open(sys.argv[1], "r+b") as f:
+    table, block = 4 * cs, 8 * cs
+    f.seek(table)
+    f.write(struct.pack(">Q", block) * (cs // 8))
+    f.truncate(block + cs)                     # the block: zeroes
+    f.seek(48)
+    f.write(struct.pack(">Q", table))          # refcount_table_offset
+    f.seek(56)
+    f.write(struct.pack(">I", 1))              # refcount_table_clusters
+PY
+    run timeout 60 nbdkit -r -U - "$QCOW2_PLUGIN" file="$img" \
+        --run 'nbdinfo --size "$uri"'
+    echo "exit status $status, output:"; echo "$output"
+    [ "$status" -eq 0 ]
+    [ "$output" = 1048576 ]
+}
