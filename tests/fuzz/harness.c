@@ -190,9 +190,13 @@ check_extent (void *opaque, uint64_t offset, uint64_t length, uint32_t type)
   return 0;
 }
 
+/* Read [offset, +count) into buf, check its block status, and read it
+ * again into buf2 as two requests split at offset + split (0: don't),
+ * which must give the same bytes.
+ */
 static void
-check_range (struct qcow2_image *img, unsigned char *buf, uint64_t offset,
-             uint64_t count)
+check_range (struct qcow2_image *img, unsigned char *buf, unsigned char *buf2,
+             uint64_t offset, uint64_t count, uint64_t split)
 {
   struct extent_check c = { offset, offset + count, offset, NULL, 0 };
 
@@ -200,6 +204,14 @@ check_range (struct qcow2_image *img, unsigned char *buf, uint64_t offset,
     return;
   if (qcow2_pread (img, buf, count, offset) == 0)
     c.buf = buf;
+  if (c.buf && split > 0 && split < count &&
+      qcow2_pread (img, buf2, split, offset) == 0 &&
+      qcow2_pread (img, buf2 + split, count - split, offset + split) == 0 &&
+      memcmp (buf, buf2, count) != 0) {
+    fprintf (stderr, "fuzz: %#" PRIx64 "+%#" PRIx64 " reads differently "
+             "when split at +%#" PRIx64 "\n", offset, count, split);
+    abort ();
+  }
   if (qcow2_extents (img, count, offset, false, check_extent, &c) == 0 &&
       c.next < c.end) {
     fprintf (stderr, "fuzz: extents of %#" PRIx64 "+%#" PRIx64 " stop at %#"
@@ -226,9 +238,10 @@ walk_guest (struct qcow2_image *img, struct rng *r, uint64_t walk_bytes,
   const uint64_t size = qcow2_size (img);
   const uint64_t walk_end = MIN (size, walk_bytes);
   unsigned char *buf = malloc (MAX (MAX_CHUNK, MAX_PROBE));
+  unsigned char *buf2 = malloc (MAX (MAX_CHUNK, MAX_PROBE));
   uint64_t offset = 0;
 
-  if (buf == NULL)
+  if (buf == NULL || buf2 == NULL)
     abort ();
 
   while (offset < walk_end) {
@@ -237,7 +250,7 @@ walk_guest (struct qcow2_image *img, struct rng *r, uint64_t walk_bytes,
     if (rng_below (r, 2))       /* half the time whole sectors */
       len = (len + 511) & ~UINT64_C (511);
     len = MIN (len, walk_end - offset);
-    check_range (img, buf, offset, len);
+    check_range (img, buf, buf2, offset, len, rng_below (r, len));
     offset += len;
   }
 
@@ -245,13 +258,15 @@ walk_guest (struct qcow2_image *img, struct rng *r, uint64_t walk_bytes,
     uint64_t off = walk_end + rng_below (r, size - walk_end);
     uint64_t len = 1 + rng_below (r, MAX_PROBE);
 
-    check_range (img, buf, off, MIN (len, size - off));
+    len = MIN (len, size - off);
+    check_range (img, buf, buf2, off, len, rng_below (r, len));
   }
   if (size > 0) {
     uint64_t len = MIN (size, 1 + rng_below (r, MAX_PROBE));
-    check_range (img, buf, size - len, len);
+    check_range (img, buf, buf2, size - len, len, rng_below (r, len));
   }
   free (buf);
+  free (buf2);
 }
 
 static void
