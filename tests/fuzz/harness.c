@@ -310,6 +310,23 @@ run_read (const char *path, const struct peek *p, const char *data_path,
   }
 }
 
+/* After a write (want: its bytes) or a zero (want NULL) succeeded, the
+ * range must read back as such.
+ */
+static void
+expect_reads (struct qcow2_image *img, unsigned char *tmp,
+              const unsigned char *want, uint64_t off, uint64_t len,
+              const char *what)
+{
+  if (qcow2_pread (img, tmp, len, off) == -1)
+    return;
+  if (want ? memcmp (tmp, want, len) != 0 : !is_zero (tmp, len)) {
+    fprintf (stderr, "fuzz: %#" PRIx64 "+%#" PRIx64 " does not read back "
+             "as the %s that succeeded there\n", off, len, what);
+    abort ();
+  }
+}
+
 /* A few writes, zeroes, trims and flushes at pseudo-random places. */
 static void
 mutate_guest (struct qcow2_image *img, struct rng *r)
@@ -319,18 +336,20 @@ mutate_guest (struct qcow2_image *img, struct rng *r)
   const uint64_t limit = MIN (size, WRITE_LIMIT);
   const uint64_t max_len = 2 * cs + 4096;
   bool compressed = qcow2_enable_compressed_writes (img, 0) == 0;
-  unsigned char *buf;
+  unsigned char *buf, *tmp;
 
   if (limit == 0)
     return;
   buf = malloc (max_len);
-  if (buf == NULL)
+  tmp = malloc (max_len);
+  if (buf == NULL || tmp == NULL)
     abort ();
 
   for (unsigned i = 0; i < NR_WRITE_OPS; i++) {
     unsigned op = rng_below (r, 7);
     uint64_t off = rng_below (r, limit);
     uint64_t len = 1 + rng_below (r, max_len);
+    unsigned flags = rng_below (r, 4) == 0 ? QCOW2_FUA : 0;
 
     /* Often the first clusters of the first two L2 tables, where the
      * seeds keep data and where crafted entries point elsewhere.
@@ -339,8 +358,6 @@ mutate_guest (struct qcow2_image *img, struct rng *r)
       off = rng_below (r, 2) * (cs * cs / 8) + rng_below (r, 4) * cs;
       off = MIN (off, limit - 1);
     }
-    unsigned flags = rng_below (r, 4) == 0 ? QCOW2_FUA : 0;
-
     if (rng_below (r, 2)) {     /* often whole clusters */
       off &= ~(cs - 1);
       len = cs * (1 + rng_below (r, 2));
@@ -350,19 +367,22 @@ mutate_guest (struct qcow2_image *img, struct rng *r)
 
     switch (op) {
     case 0: case 1:
-      qcow2_pwrite (img, buf, len, off, flags);
+      if (qcow2_pwrite (img, buf, len, off, flags) == 0)
+        expect_reads (img, tmp, buf, off, len, "write");
       break;
     case 2:
-      qcow2_zero (img, len, off, flags
-                  | (rng_below (r, 2) ? QCOW2_MAY_TRIM : 0)
-                  | (rng_below (r, 4) == 0 ? QCOW2_FAST_ZERO : 0));
+      if (qcow2_zero (img, len, off, flags
+                      | (rng_below (r, 2) ? QCOW2_MAY_TRIM : 0)
+                      | (rng_below (r, 4) == 0 ? QCOW2_FAST_ZERO : 0)) == 0)
+        expect_reads (img, tmp, NULL, off, len, "zero");
       break;
     case 3:
       qcow2_trim (img, len, off, flags);
       break;
     case 4:
-      if (compressed)
-        qcow2_pwrite (img, buf, len, off, flags | QCOW2_COMPRESSED);
+      if (compressed &&
+          qcow2_pwrite (img, buf, len, off, flags | QCOW2_COMPRESSED) == 0)
+        expect_reads (img, tmp, buf, off, len, "compressed write");
       break;
     case 5:
       qcow2_flush (img);
@@ -373,6 +393,7 @@ mutate_guest (struct qcow2_image *img, struct rng *r)
     }
   }
   free (buf);
+  free (tmp);
 }
 
 static void
