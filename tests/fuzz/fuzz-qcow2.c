@@ -23,7 +23,7 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
 {
   const char *v = getenv ("FUZZ_VERBOSE");
 
-  fuzz_qcow2_verbose (v && *v && *v != '0');
+  fuzz_qcow2_verbose (v ? atoi (v) : 0);
   return 0;
 }
 

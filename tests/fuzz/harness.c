@@ -1,13 +1,15 @@
 /* One fuzzing input through the qcow2 engine.
  *
- * The input is an image file.  It is put in a memfd and opened by name
- * (/proc/self/fd/N), as the plugin opens files, with backing=none so a
- * hostile backing file name opens nothing.  An image that wants an
- * external data file gets another memfd holding the same bytes, given
- * as data-file= so the name recorded in the image is never opened
- * either.  Legacy AES images (crypt_method 1) get a passphrase, since
- * unlocking them costs nothing; LUKS ones do not (their PBKDF2
- * iteration count is the image's to choose).
+ * The input is an image file.  It is written to a directory of the
+ * process's own and opened by name, as the plugin opens files.  No name
+ * recorded in the image is ever opened as it stands: an image that
+ * wants an external data file gets another copy of the input, given as
+ * data-file=; the backing file is followed only when its name is "b",
+ * a third copy of the input beside the image, without a backing file
+ * name, and otherwise backing=none.  Legacy AES images
+ * (crypt_method 1) get a passphrase, since unlocking them costs
+ * nothing; LUKS ones do not (their PBKDF2 iteration count is the
+ * image's to choose).
  *
  * The work per input is bounded whatever the virtual size says: the
  * first WALK_BYTES of the guest are read in pseudo-random chunks, then
@@ -15,9 +17,11 @@
  * choices come from a PRNG seeded with a hash of the input, so a run is
  * reproducible from the input alone.
  *
- * Besides the sanitizers, two checks are the harness's own: block
- * status must tile each range it is asked about, and a range it calls
- * "zero" must read as zeroes.
+ * Besides the sanitizers the harness checks what it can see itself:
+ * block status must tile each range it is asked about, a range it calls
+ * "zero" must read as zeroes, a read split in two must give the bytes
+ * of the whole read, and what a successful write or zero stored must
+ * read back.
  */
 #include <config.h>
 
@@ -29,7 +33,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "byte-order.h"
@@ -49,6 +52,8 @@
 
 /* Header fields peeked at to choose the options (qcow2.txt "Header"). */
 #define HDR_VERSION          4
+#define HDR_BACKING_OFFSET   8
+#define HDR_BACKING_SIZE    16
 #define HDR_CRYPT_METHOD    32
 #define HDR_NB_SNAPSHOTS    60
 #define HDR_INCOMPATIBLE    72
@@ -107,16 +112,56 @@ rng_below (struct rng *r, uint64_t n)
   return rng_next (r) % n;
 }
 
-/* A memfd holding the bytes; its name for open() goes in path. */
-static int
-memfd_with (const char *name, const uint8_t *data, size_t size,
-            char *path, size_t path_len)
-{
-  int fd = memfd_create (name, MFD_CLOEXEC);
-  size_t done = 0;
+/* The files of one input live in a directory of this process's own
+ * (the fuzzers run several processes at once), made on first use and
+ * removed at exit: "img" the image, "d" its external data file, "b" its
+ * backing file.
+ */
+static char workdir[64];
 
+static void
+remove_workdir (void)
+{
+  static const char *const names[] = { "img", "d", "b" };
+  char path[128];
+
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    snprintf (path, sizeof path, "%s/%s", workdir, names[i]);
+    unlink (path);
+  }
+  rmdir (workdir);
+}
+
+static int
+make_workdir (void)
+{
+  const char *tmp = getenv ("TMPDIR");
+
+  if (workdir[0])
+    return 0;
+  snprintf (workdir, sizeof workdir, "%s/fuzz-qcow2.XXXXXX",
+            tmp && *tmp && strlen (tmp) < 32 ? tmp : "/tmp");
+  if (mkdtemp (workdir) == NULL) {
+    perror ("mkdtemp");
+    workdir[0] = '\0';
+    return -1;
+  }
+  atexit (remove_workdir);
+  return 0;
+}
+
+/* Write the bytes to workdir/name; the file's path goes in path. */
+static int
+file_with (const char *name, const uint8_t *data, size_t size,
+           char *path, size_t path_len)
+{
+  size_t done = 0;
+  int fd;
+
+  snprintf (path, path_len, "%s/%s", workdir, name);
+  fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd == -1) {
-    perror ("memfd_create");
+    perror (path);
     return -1;
   }
   while (done < size) {
@@ -128,14 +173,15 @@ memfd_with (const char *name, const uint8_t *data, size_t size,
     }
     done += n;
   }
-  snprintf (path, path_len, "/proc/self/fd/%d", fd);
-  return fd;
+  close (fd);
+  return 0;
 }
 
 /* The header fields that choose options, or 0 where the input is too
  * short (the engine then refuses it on its own).
  */
 struct peek {
+  bool backing_b;               /* the backing file name is "b" */
   uint32_t version;
   uint32_t crypt_method;
   uint32_t nb_snapshots;
@@ -153,6 +199,12 @@ peek_header (const uint8_t *data, size_t size, struct peek *p)
   }
   if (p->version >= 3 && size >= HDR_INCOMPATIBLE + 8)
     p->incompatible = load_be64 (data + HDR_INCOMPATIBLE);
+  /* qcow2 and qcow v1 keep the name's offset and length here alike. */
+  if (size >= HDR_BACKING_SIZE + 4) {
+    uint64_t off = load_be64 (data + HDR_BACKING_OFFSET);
+    p->backing_b = load_be32 (data + HDR_BACKING_SIZE) == 1 &&
+      off < size && data[off] == 'b';
+  }
 }
 
 /* Block status of one range, checked against the bytes read from it
@@ -278,7 +330,7 @@ init_options (struct qcow2_options *o, const char *path, bool readonly,
   o->filename = path;
   o->readonly = readonly;
   o->l2_cache_size = l2_cache_size;
-  o->backing = QCOW2_BACKING_NONE;
+  o->backing = p->backing_b ? QCOW2_BACKING_AUTO : QCOW2_BACKING_NONE;
   if (p->incompatible & INCOMPAT_DATA_FILE)
     o->data_file = data_path;
   if (p->crypt_method == 1)
@@ -418,34 +470,41 @@ run_write (const char *path, const struct peek *p, const char *data_path,
 int
 fuzz_qcow2_one (const uint8_t *data, size_t size, enum fuzz_mode mode)
 {
-  char path[64], data_path[64];
+  char path[128], data_path[128], backing_path[128];
   struct peek p;
   struct rng r;
-  int fd, data_fd = -1;
 
-  diag_set_handlers (verbose ? loud : quiet, NULL);
+  diag_set_handlers (verbose ? loud : quiet, verbose > 1 ? loud : NULL);
   peek_header (data, size, &p);
   rng_seed (&r, data, size);
 
-  fd = memfd_with ("fuzz-qcow2", data, size, path, sizeof path);
-  if (fd == -1)
+  if (make_workdir () == -1 ||
+      file_with ("img", data, size, path, sizeof path) == -1)
     return -1;
-  if (p.incompatible & INCOMPAT_DATA_FILE) {
-    data_fd = memfd_with ("fuzz-qcow2-data", data, size,
-                          data_path, sizeof data_path);
-    if (data_fd == -1) {
-      close (fd);
+  /* Another copy of the input serves as the external data file, and
+   * one with no backing file name (offset 0) as the backing file: raw,
+   * or the same image again as the layer below.
+   */
+  if ((p.incompatible & INCOMPAT_DATA_FILE) &&
+      file_with ("d", data, size, data_path, sizeof data_path) == -1)
+    return -1;
+  if (p.backing_b) {
+    uint8_t *copy = malloc (size);
+    int ret;
+
+    if (copy == NULL)
+      abort ();
+    memcpy (copy, data, size);
+    store_be64 (copy + HDR_BACKING_OFFSET, 0);
+    ret = file_with ("b", copy, size, backing_path, sizeof backing_path);
+    free (copy);
+    if (ret == -1)
       return -1;
-    }
   }
 
   if (mode == FUZZ_WRITE)
     run_write (path, &p, data_path, &r);
   else
     run_read (path, &p, data_path, &r, WALK_BYTES);
-
-  close (fd);
-  if (data_fd >= 0)
-    close (data_fd);
   return 0;
 }

@@ -22,7 +22,9 @@ enum fuzz_mode {
 extern int fuzz_qcow2_one (const uint8_t *data, size_t size,
                            enum fuzz_mode mode);
 
-/* Print engine errors to stderr (default: silent). */
+/* Print engine errors (1), and debug messages too (2), to stderr
+ * (default 0: silent).
+ */
 extern void fuzz_qcow2_verbose (int on);
 
 #endif /* FUZZ_HARNESS_H */

@@ -81,6 +81,29 @@ qemu-img create -q -f qcow2 -o cluster_size=4096 -b v3-4k.qcow2 -F qcow2 \
 qi -c "write -P 0x42 8k 4k" "$out/overlay-4k.qcow2"
 n=$((n + 1))
 
+# Backing files the fuzzers follow: the name "b" (the harness puts the
+# image itself there, without its backing file name), as raw, as qcow2
+# and probed; one with extended L2 and partly allocated subclusters.
+for fmt in raw qcow2 probe; do
+    o=$out/backing-b-$fmt.qcow2
+    qemu-img create -q -f qcow2 -o cluster_size=4096 "$o" 1M
+    qi -c "write -P 0x61 8k 4k" -c "write -z 16k 4k" "$o"
+    qemu-img rebase -q -u -f qcow2 -b b -F "${fmt/probe/raw}" "$o"
+    if test $fmt = probe; then  # unknown extension: no recorded format
+        /usr/bin/python3 -c '
+import sys
+f = open(sys.argv[1], "r+b"); c = f.read(4096)
+f.seek(c.index(bytes.fromhex("e2792aca"))); f.write(bytes.fromhex("12345678"))
+' "$o"
+    fi
+    n=$((n + 1))
+done
+o=$out/backing-b-extl2.qcow2
+qemu-img create -q -f qcow2 -o cluster_size=16384,extended_l2=on "$o" 1M
+qi -c "write -P 0x62 1k 2k" -c "write -z 40k 1k" "$o"
+qemu-img rebase -q -u -f qcow2 -b b -F qcow2 "$o"
+n=$((n + 1))
+
 # External data file (the fuzzers give the input itself as the file).
 qemu-img create -q -f qcow2 -o cluster_size=4096,data_file=$tmp/data.raw \
     "$out/datafile-4k.qcow2" 1M

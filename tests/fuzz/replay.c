@@ -3,7 +3,7 @@
  * normal compiler (and the sanitizers in that build) and runs it over
  * tests/fuzz/regressions/ (test-fuzz-regressions.bats).
  *
- *   fuzz-replay [-v] FILE|DIR...
+ *   fuzz-replay [-v|-vv] FILE|DIR...
  *
  * Every file (directories: every regular file in them, in name order)
  * goes through the read mode, then the write mode.  Exit status 0 means
@@ -121,8 +121,12 @@ main (int argc, char *argv[])
     fuzz_qcow2_verbose (1);
     i++;
   }
+  else if (argc > 1 && strcmp (argv[1], "-vv") == 0) {
+    fuzz_qcow2_verbose (2);
+    i++;
+  }
   if (i >= argc) {
-    fprintf (stderr, "usage: %s [-v] FILE|DIR...\n", argv[0]);
+    fprintf (stderr, "usage: %s [-v|-vv] FILE|DIR...\n", argv[0]);
     exit (EXIT_FAILURE);
   }
   for (; i < argc; i++) {
