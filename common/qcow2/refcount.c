@@ -328,6 +328,18 @@ refcount_release (struct qcow2_image *img, uint64_t offset, uint64_t bytes)
   uint64_t last = (offset + bytes - 1) >> img->cluster_bits;
 
   for (uint64_t c = first; c <= last; c++) {
+    uint64_t v;
+
+    /* A cluster still in use has a refcount until the release is
+     * applied, which keeps the allocator off it meanwhile.  One that
+     * claims 0 (hostile refcounts) could be handed out again at once,
+     * and the release would then free its new owner's data.
+     */
+    if (refcount_get (img, c, &v) == -1)
+      return -1;
+    if (v == 0)
+      return write_corrupt (img, "cluster %#" PRIx64 " is in use but its "
+                            "refcount is 0", c << img->cluster_bits);
     if (w->nr_pending == w->cap_pending) {
       size_t cap = w->cap_pending ? w->cap_pending * 2 : 256;
       uint64_t *p = realloc (w->pending, cap * sizeof *p);
