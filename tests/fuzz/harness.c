@@ -373,8 +373,13 @@ expect_reads (struct qcow2_image *img, unsigned char *tmp,
   if (qcow2_pread (img, tmp, len, off) == -1)
     return;
   if (want ? memcmp (tmp, want, len) != 0 : !is_zero (tmp, len)) {
+    uint64_t i = 0;
+
+    while (i < len && tmp[i] == (want ? want[i] : 0))
+      i++;
     fprintf (stderr, "fuzz: %#" PRIx64 "+%#" PRIx64 " does not read back "
-             "as the %s that succeeded there\n", off, len, what);
+             "as the %s that succeeded there (first at %#" PRIx64 ")\n",
+             off, len, what, off + i);
     abort ();
   }
 }
@@ -417,6 +422,9 @@ mutate_guest (struct qcow2_image *img, struct rng *r)
     len = MIN (len, size - off);
     memset (buf, 0xa5 ^ i, len);
 
+    if (verbose > 1)
+      fprintf (stderr, "fuzz: op %u at %#" PRIx64 "+%#" PRIx64 " flags %#x\n",
+               op, off, len, flags);
     switch (op) {
     case 0: case 1:
       if (qcow2_pwrite (img, buf, len, off, flags) == 0)
