@@ -286,10 +286,21 @@ find_free_run (struct qcow2_image *img, uint64_t n)
   while (c - start < n) {
     uint64_t v;
 
-    if (c >= w->end_cluster)
-      return start;             /* everything past the end is free */
+    /* Past the end of the file a cluster is free unless its refcount
+     * claims it, as in QEMU: a leak from a crash, or a hostile claim
+     * under which an L2 entry waits for the file to grow (found by
+     * fuzzing: a new data cluster there was also another guest
+     * cluster's).  Either is skipped like any used cluster; a claim
+     * more than a refcount block's span out is corruption (and would
+     * make this scan endless).
+     */
     if (refcount_get (img, c, &v) == -1)
       return -1;
+    if (v != 0 && c >= w->end_cluster &&
+        c - w->end_cluster >= entries_per_block (img))
+      return write_corrupt (img, "the refcount of cluster %#" PRIx64
+                            " claims it, far beyond the end of the file",
+                            c << img->cluster_bits);
     c++;
     if (v != 0)
       start = c;
