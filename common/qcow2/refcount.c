@@ -187,6 +187,9 @@ grow_reftable (struct qcow2_image *img, uint64_t needed)
   w->reftable = table;
   w->reftable_entries = new_entries;
   t = reserve_at_end (img, k);
+  if (claim_metadata_space (img, t << img->cluster_bits,
+                            k << img->cluster_bits) == -1)
+    return -1;
   w->reftable_offset = t << img->cluster_bits;
   w->reftable_moved = w->reftable_dirty = true;
 
@@ -213,7 +216,9 @@ ensure_block (struct qcow2_image *img, uint64_t b)
   if (w->reftable[b])
     return 0;
   home = reserve_at_end (img, 1);
-  if (meta_cache_get_new (w->refblock_cache, home << img->cluster_bits, &t) == -1)
+  if (claim_metadata_space (img, home << img->cluster_bits,
+                            img->cluster_size) == -1 ||
+      meta_cache_get_new (w->refblock_cache, home << img->cluster_bits, &t) == -1)
     return -1;
   meta_cache_put (w->refblock_cache, t);
   w->reftable[b] = home << img->cluster_bits;

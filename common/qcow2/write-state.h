@@ -119,6 +119,8 @@ extern int check_no_overlap (struct qcow2_image *img, uint64_t offset,
  */
 extern int check_no_fixed_overlap (struct qcow2_image *img, uint64_t offset,
                                    uint64_t bytes);
+extern int claim_metadata_space (struct qcow2_image *img, uint64_t offset,
+                                 uint64_t bytes);
 extern int header_write_u64 (struct qcow2_image *img, unsigned field,
                              uint64_t value);
 extern void write_state_free (struct qcow2_image *img);

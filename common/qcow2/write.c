@@ -121,7 +121,9 @@ l2_for_write (struct qcow2_image *img, uint64_t l1_index,
   if (old && meta_cache_get (img->l2_cache, img->file, old, &src) == -1)
     return -1;
   new = refcount_alloc (img, 1);
-  if (new == -1 || meta_cache_get_new (img->l2_cache, new, t) == -1) {
+  if (new == -1 ||
+      claim_metadata_space (img, new, img->cluster_size) == -1 ||
+      meta_cache_get_new (img->l2_cache, new, t) == -1) {
     if (src)
       meta_cache_put (img->l2_cache, src);
     return -1;

@@ -36,6 +36,28 @@ header_write_u64 (struct qcow2_image *img, unsigned field, uint64_t value)
   return 0;
 }
 
+/* Claim the file space of a new metadata cluster now, while it is
+ * allocated: written back only at the next checkpoint, it could
+ * otherwise meet a file system that data writes have filled since, and
+ * then no flush would ever succeed again.  An ENOSPC here fails just the
+ * request that needed the table.
+ */
+int
+claim_metadata_space (struct qcow2_image *img, uint64_t offset, uint64_t bytes)
+{
+  unsigned char *zeroes = calloc (1, img->cluster_size);
+  int r = 0;
+
+  if (zeroes == NULL) {
+    diag_error ("calloc: %m");
+    return -1;
+  }
+  for (uint64_t done = 0; done < bytes && r == 0; done += img->cluster_size)
+    r = io_pwrite (img->file, zeroes, img->cluster_size, offset + done);
+  free (zeroes);
+  return r;
+}
+
 static int
 write_l1 (struct qcow2_image *img)
 {
