@@ -329,13 +329,24 @@ write_run_data (struct qcow2_image *img, const struct run *r,
 int
 l2_release_entry (struct qcow2_image *img, const struct l2_entry *d)
 {
-  if (d->kind == MAP_COMPRESSED)
-    return refcount_release (img,
-                             compressed_host_offset (d->raw, img->cluster_bits),
-                             compressed_length (d->raw, img->cluster_bits));
-  if (d->has_host && img->data == img->file)
-    return refcount_release (img, d->host, img->cluster_size);
-  return 0;
+  uint64_t host, len;
+
+  if (d->kind == MAP_COMPRESSED) {
+    host = compressed_host_offset (d->raw, img->cluster_bits);
+    len = compressed_length (d->raw, img->cluster_bits);
+  }
+  else if (d->has_host && img->data == img->file) {
+    host = d->host;
+    len = img->cluster_size;
+  }
+  else
+    return 0;
+  /* A hostile image can point a data entry at its own metadata: freeing
+   * (and punching) that would destroy it.
+   */
+  if (check_no_overlap (img, host, len) == -1)
+    return -1;
+  return refcount_release (img, host, len);
 }
 
 void
