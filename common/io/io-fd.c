@@ -2,6 +2,9 @@
 #include <config.h>
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -19,23 +22,39 @@ struct io_fd {
   char *name;
 };
 
-static int
-fd_pread (struct io *io, void *buf, size_t count, uint64_t offset)
+/* Report a failed system call on f (what it was doing, then %m) and
+ * fail with its errno, which reporting must not clobber.
+ */
+static int __attribute__ ((format (printf, 2, 3)))
+fd_fail (const struct io_fd *f, const char *fs, ...)
 {
-  struct io_fd *f = (struct io_fd *) io;
-  char *p = buf;
+  int e = errno;
+  char what[128];
+  va_list args;
 
+  va_start (args, fs);
+  vsnprintf (what, sizeof what, fs, args);
+  va_end (args);
+  errno = e;
+  diag_error ("%s: %s: %m", f->name, what);
+  errno = e;
+  return -1;
+}
+
+/* Move exactly count bytes, resuming after short transfers. */
+static int
+fd_transfer (struct io_fd *f, char *p, size_t count, uint64_t offset,
+             bool write)
+{
   while (count > 0) {
-    ssize_t r = pread (f->fd, p, count, offset);
+    ssize_t r = write ? pwrite (f->fd, p, count, offset)
+      : pread (f->fd, p, count, offset);
 
-    if (r == -1) {
-      if (errno == EINTR)
-        continue;
-      int e = errno;
-      diag_error ("%s: read at offset %" PRIu64 ": %m", f->name, offset);
-      errno = e;
-      return -1;
-    }
+    if (r == -1 && errno == EINTR)
+      continue;
+    if (r == -1)
+      return fd_fail (f, "%s at offset %" PRIu64, write ? "write" : "read",
+                      offset);
     if (r == 0) {
       diag_error ("%s: read at offset %" PRIu64 " is beyond the end of the file",
                   f->name, offset);
@@ -50,27 +69,15 @@ fd_pread (struct io *io, void *buf, size_t count, uint64_t offset)
 }
 
 static int
+fd_pread (struct io *io, void *buf, size_t count, uint64_t offset)
+{
+  return fd_transfer ((struct io_fd *) io, buf, count, offset, false);
+}
+
+static int
 fd_pwrite (struct io *io, const void *buf, size_t count, uint64_t offset)
 {
-  struct io_fd *f = (struct io_fd *) io;
-  const char *p = buf;
-
-  while (count > 0) {
-    ssize_t r = pwrite (f->fd, p, count, offset);
-
-    if (r == -1) {
-      if (errno == EINTR)
-        continue;
-      int e = errno;
-      diag_error ("%s: write at offset %" PRIu64 ": %m", f->name, offset);
-      errno = e;
-      return -1;
-    }
-    p += r;
-    count -= r;
-    offset += r;
-  }
-  return 0;
+  return fd_transfer ((struct io_fd *) io, (char *) buf, count, offset, true);
 }
 
 static int
@@ -78,12 +85,8 @@ fd_flush (struct io *io)
 {
   struct io_fd *f = (struct io_fd *) io;
 
-  if (fdatasync (f->fd) == -1) {
-    int e = errno;
-    diag_error ("%s: fdatasync: %m", f->name);
-    errno = e;
-    return -1;
-  }
+  if (fdatasync (f->fd) == -1)
+    return fd_fail (f, "fdatasync");
   return 0;
 }
 
@@ -93,20 +96,12 @@ fd_size (struct io *io)
   struct io_fd *f = (struct io_fd *) io;
   struct stat st;
 
-  if (fstat (f->fd, &st) == -1) {
-    int e = errno;
-    diag_error ("%s: fstat: %m", f->name);
-    errno = e;
-    return -1;
-  }
+  if (fstat (f->fd, &st) == -1)
+    return fd_fail (f, "fstat");
   if (S_ISBLK (st.st_mode)) {
     off_t end = lseek (f->fd, 0, SEEK_END);
-    if (end == -1) {
-      int e = errno;
-      diag_error ("%s: lseek: %m", f->name);
-      errno = e;
-      return -1;
-    }
+    if (end == -1)
+      return fd_fail (f, "lseek");
     return end;
   }
   return st.st_size;
@@ -117,12 +112,8 @@ fd_truncate (struct io *io, uint64_t size)
 {
   struct io_fd *f = (struct io_fd *) io;
 
-  if (ftruncate (f->fd, size) == -1) {
-    int e = errno;
-    diag_error ("%s: ftruncate: %m", f->name);
-    errno = e;
-    return -1;
-  }
+  if (ftruncate (f->fd, size) == -1)
+    return fd_fail (f, "ftruncate");
   return 0;
 }
 
@@ -138,10 +129,7 @@ fd_punch (struct io *io, uint64_t offset, uint64_t count)
      */
     if (errno == EOPNOTSUPP || errno == ENOSYS)
       return 0;
-    int e = errno;
-    diag_error ("%s: punch hole: %m", f->name);
-    errno = e;
-    return -1;
+    return fd_fail (f, "punch hole");
   }
   return 0;
 }
@@ -152,12 +140,8 @@ fd_allocated (struct io *io)
   struct io_fd *f = (struct io_fd *) io;
   struct stat st;
 
-  if (fstat (f->fd, &st) == -1) {
-    int e = errno;
-    diag_error ("%s: fstat: %m", f->name);
-    errno = e;
-    return -1;
-  }
+  if (fstat (f->fd, &st) == -1)
+    return fd_fail (f, "fstat");
   return (int64_t) st.st_blocks * 512;
 }
 
