@@ -28,8 +28,8 @@
 struct slot {
   struct meta_table table;      /* first, so a table pointer is a slot */
   struct slot *hash_next;
+  struct slot *newer, *older;   /* the use order, most recent first */
   unsigned pins;
-  uint64_t last_use;
   bool dirty;
   bool dropped;                 /* unlinked while pinned: free on last put */
 };
@@ -40,7 +40,7 @@ struct meta_cache {
   size_t max_slots;
   size_t nr_slots;
   size_t nr_dirty;
-  uint64_t clock;
+  struct slot *newest, *oldest;
   struct slot **buckets;
   size_t nr_buckets;            /* a power of two */
 };
@@ -120,6 +120,32 @@ find (struct meta_cache *c, uint64_t offset)
 }
 
 static void
+lru_remove (struct meta_cache *c, struct slot *s)
+{
+  if (s->newer)
+    s->newer->older = s->older;
+  else
+    c->newest = s->older;
+  if (s->older)
+    s->older->newer = s->newer;
+  else
+    c->oldest = s->newer;
+  s->newer = s->older = NULL;
+}
+
+static void
+lru_push_newest (struct meta_cache *c, struct slot *s)
+{
+  s->older = c->newest;
+  s->newer = NULL;
+  if (c->newest)
+    c->newest->newer = s;
+  else
+    c->oldest = s;
+  c->newest = s;
+}
+
+static void
 unlink_slot (struct meta_cache *c, struct slot *victim)
 {
   struct slot **pp = &c->buckets[bucket_of (c, victim->table.offset)];
@@ -127,25 +153,22 @@ unlink_slot (struct meta_cache *c, struct slot *victim)
   while (*pp != victim)
     pp = &(*pp)->hash_next;
   *pp = victim->hash_next;
+  lru_remove (c, victim);
   c->nr_slots--;
   if (victim->dirty)
     c->nr_dirty--;
 }
 
-/* Evict the least recently used clean unpinned table, if any.  O(n) in
- * the number of slots, but only on a miss with a full cache, where a
- * disk read is about to happen anyway.
+/* Evict the least recently used clean, unpinned table, if any: from
+ * the old end of the use order, where one usually is.
  */
 static void
 evict_one (struct meta_cache *c)
 {
-  struct slot *victim = NULL;
+  struct slot *victim = c->oldest;
 
-  for (size_t i = 0; i < c->nr_buckets; i++)
-    for (struct slot *s = c->buckets[i]; s; s = s->hash_next)
-      if (s->pins == 0 && !s->dirty &&
-          (victim == NULL || s->last_use < victim->last_use))
-        victim = s;
+  while (victim && (victim->pins || victim->dirty))
+    victim = victim->newer;
   if (victim) {
     unlink_slot (c, victim);
     free_slot (victim);
@@ -163,7 +186,7 @@ insert (struct meta_cache *c, struct slot *s)
   c->buckets[b] = s;
   c->nr_slots++;
   s->pins = 1;
-  s->last_use = ++c->clock;
+  lru_push_newest (c, s);
 }
 
 static struct slot *
@@ -173,7 +196,8 @@ pin_existing (struct meta_cache *c, uint64_t offset)
 
   if (s) {
     s->pins++;
-    s->last_use = ++c->clock;
+    lru_remove (c, s);
+    lru_push_newest (c, s);
   }
   return s;
 }
