@@ -7,6 +7,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <stdint.h>
 
@@ -47,21 +48,27 @@ check_range (struct io *io, size_t count, uint64_t offset)
   return 0;
 }
 
+/* Send one range down in requests nbdkit accepts (at most
+ * MAX_REQUEST bytes each).
+ */
 static int
-next_pread (struct io *io, void *buf, size_t count, uint64_t offset)
+next_transfer (struct io *io, char *p, size_t count, uint64_t offset,
+               bool write)
 {
   struct io_next *n = (struct io_next *) io;
-  char *p = buf;
   int err = 0;
 
   if (check_range (io, count, offset) == -1)
     return -1;
   while (count > 0) {
     uint32_t len = MIN (count, (size_t) MAX_REQUEST);
+    int r = write ? n->next->pwrite (n->next, p, len, offset, 0, &err)
+      : n->next->pread (n->next, p, len, offset, 0, &err);
 
-    if (n->next->pread (n->next, p, len, offset, 0, &err) == -1) {
+    if (r == -1) {
       errno = err ? err : EIO;
-      diag_error ("%s: read at offset %" PRIu64 ": %m", io->name, offset);
+      diag_error ("%s: %s at offset %" PRIu64 ": %m", io->name,
+                  write ? "write" : "read", offset);
       return -1;
     }
     p += len;
@@ -72,27 +79,15 @@ next_pread (struct io *io, void *buf, size_t count, uint64_t offset)
 }
 
 static int
+next_pread (struct io *io, void *buf, size_t count, uint64_t offset)
+{
+  return next_transfer (io, buf, count, offset, false);
+}
+
+static int
 next_pwrite (struct io *io, const void *buf, size_t count, uint64_t offset)
 {
-  struct io_next *n = (struct io_next *) io;
-  const char *p = buf;
-  int err = 0;
-
-  if (check_range (io, count, offset) == -1)
-    return -1;
-  while (count > 0) {
-    uint32_t len = MIN (count, (size_t) MAX_REQUEST);
-
-    if (n->next->pwrite (n->next, p, len, offset, 0, &err) == -1) {
-      errno = err ? err : EIO;
-      diag_error ("%s: write at offset %" PRIu64 ": %m", io->name, offset);
-      return -1;
-    }
-    p += len;
-    offset += len;
-    count -= len;
-  }
-  return 0;
+  return next_transfer (io, (char *) buf, count, offset, true);
 }
 
 static int
