@@ -66,6 +66,39 @@ print(struct.unpack_from(">Q", d, l2)[0] & 0x00fffffffffffe00)' "$T/img")
     done
 }
 
+# The same images, discarded: releasing (and punching) the cluster a
+# hostile entry maps would destroy the metadata it really holds.  The
+# discard fails, the image is marked corrupt and the metadata survives.
+@test "hostile mappings: discarding clusters mapped onto metadata never frees them" {
+    requires qemu-img qemu-io nbdsh
+    local T=$BATS_TEST_TMPDIR name
+    qemu-img create -q -f qcow2 -o cluster_size=4096 "$T/good" 4M
+    qemu-io -f qcow2 -c "write -P 0x31 0 12k" -c "write -P 0x32 2M 4k" \
+        "$T/good" >/dev/null
+    qemu-img snapshot -c one "$T/good"
+    /usr/bin/python3 "$TESTS_SRCDIR/fuzz/craft-seeds.py" "$T/good" "$T/bad" \
+        >/dev/null
+
+    for name in l1 reftable; do
+        echo "== data cluster 0 is the $name"
+        cp "$T/bad/rc-data-is-$name.qcow2" "$T/img"
+        cp "$T/img" "$T/before"
+
+        start_nbdkit "$QCOW2_PLUGIN" file="$T/img"
+        run nbdsh -u "$uri" -c 'h.trim(4096, 0)' -c 'h.flush()'
+        echo "$output"
+        [ "$status" -ne 0 ]
+        stop_server "$nbdkit_pid"
+        cat "$nbdkit_log"
+        grep -q "would overlap the" "$nbdkit_log"
+        qemu-img info --output=json "$T/img" | grep -q '"corrupt": true'
+        # Past the header (its feature bits changed) everything the image
+        # had is intact; it may have grown by a new L2 table.
+        cmp -i 4096 -n $(( $(stat -c %s "$T/before") - 4096 )) \
+            "$T/before" "$T/img"
+    done
+}
+
 # Every open counts the referenced clusters for QEMU's "metadata
 # preallocation" rule (prealloc.c).  A refcount table whose 262144
 # entries all name one refcount block once cost a read of a 2 MiB
