@@ -27,7 +27,7 @@ packages=(
     zlib1g-dev libzstd-dev libgnutls28-dev
     libdeflate-dev libisal-dev libjson-c-dev libargon2-dev
     # tests: the reference tools and the clients
-    bats qemu-utils libnbd-bin python3 python3-libnbd
+    bats bats-assert bats-support qemu-utils libnbd-bin python3 python3-libnbd
     cryptsetup-bin python3-cryptography
 )
 

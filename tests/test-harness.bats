@@ -27,8 +27,5 @@ load "${FUNCTIONS_SH:-$BATS_TEST_DIRNAME/functions.sh}"
 }
 
 @test "harness: a server that fails at start-up is reported, not waited for" {
-    run run_nbdkit_startup memory 1M no-such-parameter=1
-    [ "$status" -ne 0 ]
-    [ "$status" -ne 124 ]
-    [[ "$output" == *"no-such-parameter"* ]]
+    assert_startup_refused 'no-such-parameter' memory 1M no-such-parameter=1
 }
