@@ -25,18 +25,3 @@ check_field ()
     qemu-img check --output=json "$1" |
         /usr/bin/python3 -c "import json, sys; print(json.load(sys.stdin)['$2'])"
 }
-
-# cluster_size_of IMG
-cluster_size_of ()
-{
-    qemu-img info --output=json "$1" |
-        /usr/bin/python3 -c "import json, sys; print(json.load(sys.stdin)['cluster-size'])"
-}
-
-# check_clean IMG: qemu-img check exits 0 (no corruption, no leak).
-check_clean ()
-{
-    run qemu-img check "$1"
-    echo "$output"
-    [ "$status" -eq 0 ]
-}
