@@ -65,7 +65,7 @@ start_write_server ()
     local img=$1; shift
     case "$WRITE_SERVER" in
     qemu-nbd)
-        qemu_nbd_rw "$img"
+        qemu_nbd_rw "$img" || return 1
         ;;
     nbdkit)
         start_nbdkit "$QCOW2_PLUGIN" file="$img" "$@" || return 1
@@ -79,7 +79,9 @@ start_write_server ()
     esac
     # A server that quietly came up read-only would make every write
     # test fail in a confusing way.
-    if nbdinfo "$uri" | grep -q 'is_read_only: true'; then
+    local info
+    info=$(nbdinfo "$uri") || return 1
+    if grep -q 'is_read_only: true' <<<"$info"; then
         echo "$WRITE_SERVER serves $img read-only" >&2
         return 1
     fi
@@ -98,11 +100,19 @@ stop_write_server ()
     fi
 }
 
-# kill_write_server: kill -9, as a crash.
+# kill_write_server: kill -9, as a crash.  Fails if the server was
+# already gone (it crashed by itself before the kill) or, for nbdkit
+# (our child, whose status we see), died of anything but the SIGKILL.
 kill_write_server ()
 {
+    local status=0
+    if ! server_alive "$server_pid"; then
+        echo "$WRITE_SERVER (pid $server_pid) died before the kill:" >&2
+        cat "$server_log" >&2
+        return 1
+    fi
     kill -KILL "$server_pid"
-    wait "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || status=$?
     while server_alive "$server_pid"; do sleep 0.05; done
     # Forget it, or cleanup_servers takes its status 137 (bash keeps
     # it) for a failure.
@@ -111,6 +121,13 @@ kill_write_server ()
         test "${entry#*:}" = "$server_pid" || kept+=("$entry")
     done
     _servers=("${kept[@]}")
+    # 127: not our child (qemu-nbd forked itself away).
+    if test "$status" -ne 137 && test "$status" -ne 127; then
+        echo "$WRITE_SERVER (pid $server_pid) exited with status $status" \
+             "instead of being killed:" >&2
+        cat "$server_log" >&2
+        return 1
+    fi
 }
 
 # workload ARGS...: the workload driver, with a time limit.
@@ -124,18 +141,6 @@ guest_view ()
 {
     rm -f "$2"
     qemu-img convert -f qcow2 -O raw "$1" "$2"
-}
-
-# check_clean IMAGE: `qemu-img check` finds nothing at all.
-check_clean ()
-{
-    local status=0
-    qemu-img check "$1" >"$BATS_TEST_TMPDIR/check.out" 2>&1 || status=$?
-    if test "$status" -ne 0; then
-        echo "qemu-img check $1: exit $status" >&2
-        cat "$BATS_TEST_TMPDIR/check.out" >&2
-        return 1
-    fi
 }
 
 # check_leaks_only IMAGE: `qemu-img check` exit 0 or 3 (leaks only),
@@ -162,12 +167,6 @@ incompatible_bits ()
 image_version ()
 {
     od -An -t u4 --endian=big -j 4 -N 4 "$1" | tr -d ' '
-}
-
-# cluster_size_of IMAGE
-cluster_size_of ()
-{
-    echo $((1 << $(od -An -t u4 --endian=big -j 20 -N 4 "$1" | tr -d ' ')))
 }
 
 # assert_not_dirty IMAGE: the dirty bit (incompatible bit 0) is clear.
