@@ -17,6 +17,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +44,7 @@ struct meta_cache {
   struct slot *newest, *oldest;
   struct slot **buckets;
   size_t nr_buckets;            /* a power of two */
+  uint64_t loads, evictions;    /* reported at destroy (nbdkit -v) */
 };
 
 static size_t
@@ -96,6 +98,9 @@ meta_cache_destroy (struct meta_cache *c)
 {
   if (c == NULL)
     return;
+  diag_debug ("metadata cache of %zu tables of %" PRIu64 " bytes: "
+              "%" PRIu64 " loaded, %" PRIu64 " evicted",
+              c->max_slots, c->table_bytes, c->loads, c->evictions);
   for (size_t i = 0; i < c->nr_buckets; i++) {
     struct slot *s = c->buckets[i], *next;
     for (; s; s = next) {
@@ -172,6 +177,7 @@ evict_one (struct meta_cache *c)
   if (victim) {
     unlink_slot (c, victim);
     free_slot (victim);
+    c->evictions++;
   }
 }
 
@@ -247,6 +253,7 @@ meta_cache_get (struct meta_cache *c, struct io *file, uint64_t offset,
   else {
     s = loaded;
     insert (c, s);
+    c->loads++;
   }
   *t = &s->table;
   return 0;
