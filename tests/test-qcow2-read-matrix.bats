@@ -13,26 +13,6 @@ setup ()
     img=$BATS_TEST_TMPDIR/test.qcow2
 }
 
-# check_image IMG: serve IMG with our plugin (read-only) and compare
-# it with QEMU's view of the same file.
-check_image ()
-{
-    local img=$1 ours=$BATS_TEST_TMPDIR/ours.raw ref=$BATS_TEST_TMPDIR/ref.raw
-
-    start_nbdkit -r "$QCOW2_PLUGIN" file="$img"
-    start_qemu_nbd "$img"
-
-    [ "$(nbdinfo --size "$uri")" -eq "$(nbdinfo --size "$qemu_uri")" ]
-
-    copy_export "$uri" "$ours"
-    qemu-img convert -f qcow2 -O raw "$img" "$ref"
-    cmp "$ours" "$ref"
-
-    map_of "$uri" > "$BATS_TEST_TMPDIR/map.ours"
-    map_of "$qemu_uri" > "$BATS_TEST_TMPDIR/map.qemu"
-    diff -u "$BATS_TEST_TMPDIR/map.qemu" "$BATS_TEST_TMPDIR/map.ours"
-}
-
 # image_size CLUSTER: room for 20 clusters and at least 4 MiB, plus half
 # a cluster (or 1.5 KiB for 512-byte clusters) so the last cluster is
 # partial wherever the cluster size allows.
@@ -155,22 +135,46 @@ converted ()
         -c "write -P 3 $((1024 * 1024 * 1024 - 512)) 512" "$img" >/dev/null
     start_nbdkit -r "$QCOW2_PLUGIN" file="$img"
     start_qemu_nbd "$img"
-    diff -u <(map_of "$qemu_uri") <(map_of "$uri")
+    local t=$BATS_TEST_TMPDIR
+    map_of "$qemu_uri" > "$t/map.qemu"
+    map_of "$uri" > "$t/map.ours"
+    diff -u "$t/map.qemu" "$t/map.ours"
     for off in 0 $((512 * 1024 * 1024)) $((1024 * 1024 * 1024 - 4096)); do
-        cmp <(nbd_pread "$uri" $off 4096) <(nbd_pread "$qemu_uri" $off 4096)
+        nbd_pread "$uri" $off 4096 > "$t/ours"
+        nbd_pread "$qemu_uri" $off 4096 > "$t/qemu"
+        assert_equal "$(stat -c %s "$t/ours")" 4096
+        cmp "$t/ours" "$t/qemu"
     done
 }
 
-@test "read: small l2-cache-size gives the same bytes" {
-    c=512
-    size=$(image_size $c)
+@test "read: small l2-cache-size evicts tables and gives the same bytes" {
+    local c=512 size=$((8 * 1024 * 1024 + 1536)) off cmds=() t=$BATS_TEST_TMPDIR
     qemu-img create -q -f qcow2 -o cluster_size=$c "$img" "$size"
     write_scenario "$img" $c "$size"
-    qemu-img convert -f qcow2 -O raw "$img" "$BATS_TEST_TMPDIR/ref.raw"
-    # 64 KiB of cache holds 128 L2 tables of 512 B: fewer than the image has.
-    start_nbdkit -r "$QCOW2_PLUGIN" file="$img" l2-cache-size=64K
-    copy_export "$uri" "$BATS_TEST_TMPDIR/ours.raw"
-    cmp "$BATS_TEST_TMPDIR/ours.raw" "$BATS_TEST_TMPDIR/ref.raw"
+    # A 512 B L2 table maps 32 KiB: data in every 32 KiB makes 257
+    # tables, twice the 128 that 64 KiB of cache holds.
+    for ((off = 20 * c; off < size; off += 32768)); do
+        cmds+=(-c "write -P 0xee $off 512")
+    done
+    qemu-io -f qcow2 "${cmds[@]}" "$img" >/dev/null
+    qemu-img convert -f qcow2 -O raw "$img" "$t/ref.raw"
+    start_nbdkit -r -v "$QCOW2_PLUGIN" file="$img" l2-cache-size=64K
+    # Twice: the second pass reloads the tables the first one evicted.
+    copy_export "$uri" "$t/ours.raw"
+    cmp "$t/ours.raw" "$t/ref.raw"
+    copy_export "$uri" "$t/ours.raw"
+    cmp "$t/ours.raw" "$t/ref.raw"
+    stop_server "$nbdkit_pid"
+    # The cache reports what it did when the image is closed.
+    run grep -Eo 'metadata cache of 128 tables of 512 bytes: [0-9]+ loaded, [0-9]+ evicted' \
+        "$nbdkit_log"
+    assert_success
+    [[ "$output" =~ ([0-9]+)\ loaded,\ ([0-9]+)\ evicted ]]
+    local loaded=${BASH_REMATCH[1]} evicted=${BASH_REMATCH[2]}
+    echo "L2 tables: $loaded loaded, $evicted evicted"
+    if test "$loaded" -lt $((2 * 257)) || test "$evicted" -lt $((2 * 257 - 128)); then
+        fail "the L2 cache did not evict: $output"
+    fi
 }
 
 @test "read: magic parameter, nbdkit ./qcow2.so IMAGE" {
