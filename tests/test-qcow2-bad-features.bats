@@ -52,30 +52,7 @@ poke ()
 refused ()
 {
     local img=$1 regex=$2; shift 2
-    run run_nbdkit_startup -r "$QCOW2_PLUGIN" file="$img" "$@"
-    echo "exit status $status, output:"; echo "$output"
-    [ "$status" -ne 0 ] && [ "$status" -ne 124 ] && [ "$status" -lt 128 ]
-    grep -Eq -- "$regex" <<<"$output"
-    ! grep -Eq 'Sanitizer|runtime error' <<<"$output"
-}
-
-# read_fails IMG BAD GOOD REF REGEX: the server starts; 4 KiB at BAD
-# fails with EIO (twice); the log matches REGEX; 4 KiB at GOOD reads as
-# in the raw file REF; the server is still up.
-read_fails ()
-{
-    local img=$1 bad=$2 good=$3 ref=$4 regex=$5
-    start_nbdkit -r "$QCOW2_PLUGIN" file="$img"
-    for i in 1 2; do
-        run nbd_pread "$uri" "$bad" 4096
-        [ "$status" -ne 0 ] && [ "$status" -ne 124 ]
-        [[ "$output" == *"Input/output error"* ]]
-    done
-    echo "nbdkit log:"; cat "$nbdkit_log"
-    grep -Eq -- "$regex" "$nbdkit_log"
-    cmp <(nbd_pread "$uri" "$good" 4096) \
-        <(dd if="$ref" bs=4096 skip=$((good / 4096)) count=1 status=none)
-    server_alive "$nbdkit_pid"
+    assert_startup_refused "$regex" -r "$QCOW2_PLUGIN" file="$img" "$@"
 }
 
 # ----------------------------------------------------------------------
@@ -172,14 +149,16 @@ make_compressed ()
         > "$T/src.raw"
     truncate -s 2M "$T/src.raw"
     qemu-img convert -c -O qcow2 -o compression_type=$type "$T/src.raw" "$T/c.qcow2"
-    qemu-img check "$T/c.qcow2" | grep -q 'compressed clusters'
+    run qemu-img check "$T/c.qcow2"
+    assert_success
+    assert_output --regexp ' [1-9][0-9.]*% compressed clusters'
 }
 
 @test "bad compressed: descriptor pointing past the end of the file" {
     make_compressed zlib
     # Host offset field: the low 70 - 16 bits for 64K clusters.
     poke "$T/c.qcow2" 'e = l2_entry_offset(0); put(e, ">Q", (1 << 62) | (1 << 40))'
-    read_fails "$T/c.qcow2" 0 1048576 "$T/src.raw" 'beyond the end of the file'
+    assert_read_fails "$T/c.qcow2" 0 1048576 "$T/src.raw" 'beyond the end of the file'
 }
 
 @test "bad compressed: payload cut short by the end of the file" {
@@ -190,7 +169,7 @@ import os
 end = os.fstat(f.fileno()).st_size
 e = l2_entry_offset(0)
 put(e, ">Q", (1 << 62) | (0xff << 54) | (end - 100))'
-    read_fails "$T/c.qcow2" 0 1048576 "$T/src.raw" 'cannot be decompressed'
+    assert_read_fails "$T/c.qcow2" 0 1048576 "$T/src.raw" 'cannot be decompressed'
 }
 
 @test "bad compressed: garbage payloads, zlib and zstd" {
@@ -200,7 +179,7 @@ put(e, ">Q", (1 << 62) | (0xff << 54) | (end - 100))'
 e = get(l2_entry_offset(0), ">Q")
 host = e & ((1 << (70 - cluster_bits)) - 1)
 f.seek(host); f.write(bytes((i * 37 + 11) & 0xff for i in range(600)))'
-        read_fails "$T/c.qcow2" 4096 1048576 "$T/src.raw" 'cannot be decompressed'
+        assert_read_fails "$T/c.qcow2" 4096 1048576 "$T/src.raw" 'cannot be decompressed'
         cleanup_servers
     done
 }
@@ -209,11 +188,11 @@ f.seek(host); f.write(bytes((i * 37 + 11) & 0xff for i in range(600)))'
     make_compressed zlib
     # Compression type 1 and incompatible bit 3 (header_length is 112).
     poke "$T/c.qcow2" 'put(104, ">B", 1); put(72, ">Q", get(72, ">Q") | 8)'
-    read_fails "$T/c.qcow2" 0 1048576 "$T/src.raw" 'cannot be decompressed'
+    assert_read_fails "$T/c.qcow2" 0 1048576 "$T/src.raw" 'cannot be decompressed'
     cleanup_servers
     make_compressed zstd
     poke "$T/c.qcow2" 'put(104, ">B", 0); put(72, ">Q", get(72, ">Q") & ~8)'
-    read_fails "$T/c.qcow2" 0 1048576 "$T/src.raw" 'cannot be decompressed'
+    assert_read_fails "$T/c.qcow2" 0 1048576 "$T/src.raw" 'cannot be decompressed'
 }
 
 # ----------------------------------------------------------------------
@@ -225,7 +204,7 @@ f.seek(host); f.write(bytes((i * 37 + 11) & 0xff for i in range(600)))'
     qemu-io -f raw -c 'write -P 0x22 1M 64k' "$T/src.raw" >/dev/null
     qemu-img convert -c -O qcow2 -o extended_l2=on "$T/src.raw" "$T/x.qcow2"
     poke "$T/x.qcow2" 'put(l2_entry_offset(0, 16) + 8, ">Q", 1)'
-    read_fails "$T/x.qcow2" 0 1048576 "$T/src.raw" 'has a subcluster bitmap'
+    assert_read_fails "$T/x.qcow2" 0 1048576 "$T/src.raw" 'has a subcluster bitmap'
 }
 
 @test "bad subclusters: zero bits on an unallocated entry over a backing file read as zero" {
@@ -329,7 +308,10 @@ make_qcow1 ()
 {
     head -c 256k /usr/bin/qemu-img > "$T/src.raw"
     truncate -s 1M "$T/src.raw"
-    run qemu-img convert -c -O qcow "$T/src.raw" "$T/q.qcow"   # exits 1 in 7.2
+    # qemu-img 7.2 writes a good compressed qcow v1 image but exits 1
+    # without a message: judge the image by its contents.
+    run qemu-img convert -c -O qcow "$T/src.raw" "$T/q.qcow"
+    if test "$status" -gt 1; then fail "qemu-img convert: exit $status"; fi
     qemu-img compare -f raw -F qcow "$T/src.raw" "$T/q.qcow"
 }
 
@@ -359,13 +341,14 @@ make_qcow1 ()
     # qcow v1: L1 at 48, 4K clusters, 512 L2 entries (2 MiB per table).
     cp "$T/q.qcow" "$T/b.qcow"
     poke "$T/b.qcow" 'l2 = get(get(40, ">Q"), ">Q"); put(l2, ">Q", (1 << 63) | (100 << 51) | (1 << 40))'
-    read_fails "$T/b.qcow" 0 8192 "$T/src.raw" 'compressed cluster .*beyond the end of the file'
+    assert_read_fails "$T/b.qcow" 0 8192 "$T/src.raw" 'compressed cluster .*beyond the end of the file'
     cleanup_servers
     cp "$T/q.qcow" "$T/b.qcow"
     poke "$T/b.qcow" 'put(get(40, ">Q"), ">Q", 1 << 40)'
     start_nbdkit -r "$QCOW2_PLUGIN" file="$T/b.qcow"
     run nbd_pread "$uri" 0 4096
-    [ "$status" -ne 0 ]
+    assert_failure
+    assert_output --partial "Input/output error"
     grep -q 'L2 table offset .* is beyond the end of the file' "$nbdkit_log"
     server_alive "$nbdkit_pid"
 }
