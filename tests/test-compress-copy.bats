@@ -30,21 +30,22 @@ setup ()
 # copy_case CREATE-OPTIONS: the whole check for one kind of image.
 copy_case ()
 {
-    local opts=$1 ours theirs
-    qemu-img create -q -f qcow2 -o "$opts" out.qcow2 "$MIXED_SIZE"
-    compress_copy "$src" out.qcow2
-    check_clean out.qcow2
-    qemu-img compare -f raw -F qcow2 "$src" out.qcow2
+    local opts=$1 ours theirs compressed
+    qemu-img create -q -f qcow2 -o "$opts" out.qcow2 "$MIXED_SIZE" || return 1
+    compress_copy "$src" out.qcow2 || return 1
+    check_clean out.qcow2 || return 1
+    qemu-img compare -f raw -F qcow2 "$src" out.qcow2 || return 1
     # QEMU reads every cluster back.
-    qemu-img convert -f qcow2 -O raw out.qcow2 back.raw
-    cmp "$src" back.raw
-    [ "$(check_field out.qcow2 compressed-clusters)" -gt 0 ]
+    qemu-img convert -f qcow2 -O raw out.qcow2 back.raw || return 1
+    cmp "$src" back.raw || return 1
+    compressed=$(check_field out.qcow2 compressed-clusters) || return 1
+    if test "$compressed" -le 0; then fail "no compressed clusters" || return 1; fi
 
-    qemu-img convert -c -f raw -O qcow2 -o "$opts" "$src" ref.qcow2
+    qemu-img convert -c -f raw -O qcow2 -o "$opts" "$src" ref.qcow2 || return 1
     ours=$(stat -c %s out.qcow2)
     theirs=$(stat -c %s ref.qcow2)
     echo "$opts: ours $ours bytes, qemu-img convert -c $theirs bytes"
-    [ "$ours" -le $((theirs * 110 / 100)) ]
+    test "$ours" -le $((theirs * 110 / 100))
 }
 
 @test "compress copy: zlib" {
@@ -132,35 +133,24 @@ block_sizes ()
 
 @test "compress copy: --dump-plugin names the deflate encoder" {
     run nbdkit "$QCOW2_PLUGIN" --dump-plugin
-    echo "$output"
-    [ "$status" -eq 0 ]
-    [[ "$output" =~ qcow2_zlib_encoder=(isa-l|zlib) ]]
-}
-
-# refused MESSAGE ARGS...: nbdkit refuses to start, saying MESSAGE.
-refused ()
-{
-    local msg=$1; shift
-    run run_nbdkit_startup "$@"
-    echo "$output"
-    [ "$status" -ne 0 ] && [ "$status" -ne 124 ]
-    [[ "$output" == *"$msg"* ]]
+    assert_success
+    assert_output --regexp 'qcow2_zlib_encoder=(isa-l|zlib)'
 }
 
 @test "compress copy: a plugin that cannot store compressed writes" {
-    refused "the plugin below cannot store compressed writes" \
+    assert_startup_refused --partial "the plugin below cannot store compressed writes" \
         --filter="$COMPRESS_FILTER" memory 1M
 }
 
 @test "compress copy: images that cannot hold compressed clusters, bad levels" {
     qemu-img create -q -f qcow2 -o data_file=data.raw ext.qcow2 1M
-    refused "cannot store compressed clusters: it has an external data file" \
+    assert_startup_refused --partial "cannot store compressed clusters: it has an external data file" \
         --filter="$COMPRESS_FILTER" "$QCOW2_PLUGIN" file=ext.qcow2
     qemu-img create -q -f qcow2 z.qcow2 1M
-    refused "zlib compression level 10 is out of range" \
+    assert_startup_refused --partial "zlib compression level 10 is out of range" \
         --filter="$COMPRESS_FILTER" "$QCOW2_PLUGIN" file=z.qcow2 \
         compression-level=10
-    refused "compression-level must be at least 1" \
+    assert_startup_refused --partial "compression-level must be at least 1" \
         --filter="$COMPRESS_FILTER" "$QCOW2_PLUGIN" file=z.qcow2 \
         compression-level=0
 }
