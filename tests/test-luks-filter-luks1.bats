@@ -34,12 +34,12 @@ setup ()
 check_writes ()
 {
     local vol=$1 pass=$2 size
-    start_luks "$vol" passphrase="$pass"
-    size=$(nbdinfo --size "$uri")
-    make_plain model "$size"
-    nbdcopy model "$uri"
-    unaligned_writes "$uri" model
-    cleanup_servers
+    start_luks "$vol" passphrase="$pass" || return 1
+    size=$(nbdinfo --size "$uri") || return 1
+    make_plain model "$size" || return 1
+    nbdcopy model "$uri" || return 1
+    unaligned_writes "$uri" model || return 1
+    cleanup_servers || return 1
     qemu-img compare -q --object "$(qemu_luks_secret "$pass")" --image-opts \
         "$(qemu_luks_image "$vol")" "driver=raw,file.filename=model"
 }

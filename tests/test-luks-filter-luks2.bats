@@ -29,23 +29,24 @@ setup ()
 check_volume ()
 {
     local vol=$1 sector=$2 off len
-    start_luks "$vol" passphrase=+"$BATS_FILE_TMPDIR/key"
-    len=$(nbdinfo --size "$uri")
+    start_luks "$vol" passphrase=+"$BATS_FILE_TMPDIR/key" || return 1
+    len=$(nbdinfo --size "$uri") || return 1
     # 12 MiB file, payload from 4 MiB to the end.
-    [ "$len" -eq $((8 * 1024 * 1024)) ]
-    nbdinfo "$uri" | grep -q "block_size_minimum: $sector"
-    copy_export "$uri" ours
-    cmp <(head -c "$LUKS_PLAIN_SIZE" ours) "$BATS_FILE_TMPDIR/plain"
+    assert_equal "$len" $((8 * 1024 * 1024)) || return 1
+    run nbdinfo "$uri"
+    assert_output --partial "block_size_minimum: $sector" || return 1
+    copy_export "$uri" ours || return 1
+    cmp <(head -c "$LUKS_PLAIN_SIZE" ours) "$BATS_FILE_TMPDIR/plain" || return 1
 
-    make_plain model "$len"
-    nbdcopy model "$uri"
-    unaligned_writes "$uri" model
-    cleanup_servers
+    make_plain model "$len" || return 1
+    nbdcopy model "$uri" || return 1
+    unaligned_writes "$uri" model || return 1
+    cleanup_servers || return 1
 
-    volume_key "$vol" "$BATS_FILE_TMPDIR/key" vk
+    volume_key "$vol" "$BATS_FILE_TMPDIR/key" vk || return 1
     off=$((4 * 1024 * 1024))
-    cut_bytes "$vol" "$off" "$len" payload
-    $LUKS_XTS decrypt vk "$sector" 0 payload decrypted
+    cut_bytes "$vol" "$off" "$len" payload || return 1
+    $LUKS_XTS decrypt vk "$sector" 0 payload decrypted || return 1
     cmp decrypted model
 }
 
@@ -88,7 +89,7 @@ check_volume ()
     cmp <(head -c "$LUKS_PLAIN_SIZE" ours) "$BATS_FILE_TMPDIR/plain"
     start_luks vol passphrase=second key-slot=0
     run nbdinfo --size "$uri"
-    [ "$status" -ne 0 ]
+    assert_failure
     grep -q "passphrase does not unlock keyslot 0" "$nbdkit_log"
 }
 

@@ -66,7 +66,7 @@ PYEOF
     qemu-io --object "$(qemu_luks_secret pass)" --image-opts \
         "$(qemu_luks_image vol)" -c 'write -P 0x5a 4096 8192' >/dev/null
     read -r off len sector < <(luks_payload vol pass)
-    [ "$len" -eq 4194304 ] && [ "$sector" -eq 512 ]
+    assert_equal "$len $sector" "4194304 512"
     "$LUKS_TOOL" read vol pass $((off + 4096)) 8192 8 > got
     cmp got <(head -c 8192 /dev/zero | tr '\0' '\132')
     make_plain data 65536
@@ -82,7 +82,8 @@ PYEOF
         "$(qemu_luks_image vol)" -c 'read -P 0 0 1M' >/dev/null
     run qemu-io --object "$(qemu_luks_secret wrong)" --image-opts \
         "$(qemu_luks_image vol)" -c 'read 0 512'
-    [ "$status" -ne 0 ]
+    assert_failure
+    assert_output --partial "Invalid password"
 }
 
 @test "luks lib (a)+(b): LUKS1 header inside a qcow2 image, host-offset IVs" {
@@ -106,14 +107,14 @@ PYEOF
     # The guest offset is not the IV: decrypting with it gives noise.
     "$LUKS_TOOL" -e -o "$hoff" -l "$hlen" read $img pass "$h1" 512 128 > got
     run cmp -s got <(head -c 512 /dev/zero | tr '\0' '\253')
-    [ "$status" -ne 0 ]
+    assert_failure 1
     # Wrong passphrase, and a header area cut short, are refused.
     run "$LUKS_TOOL" -e -o "$hoff" -l "$hlen" read $img wrong "$h1" 512 0
-    [ "$status" -ne 0 ]
-    [[ "$output" == *"passphrase does not unlock"* ]]
+    assert_failure
+    assert_output --partial "passphrase does not unlock"
     run "$LUKS_TOOL" -e -o "$hoff" -l 65536 read $img pass "$h1" 512 0
-    [ "$status" -ne 0 ]
-    [[ "$output" == *"truncated"* ]]
+    assert_failure
+    assert_output --partial "truncated"
 }
 
 @test "luks lib (c): legacy qcow2 AES, guest-offset IVs" {
