@@ -141,15 +141,17 @@ check_reads ()
 {
     local image=$1
     shift
-    qemu_view "$image" qemu.raw
-    start_nbdkit -r "$QCOW2_PLUGIN" file="$image" passphrase="$PASS" "$@"
+    qemu_view "$image" qemu.raw || return 1
+    start_nbdkit -r "$QCOW2_PLUGIN" file="$image" passphrase="$PASS" "$@" || return 1
     rm -f ours.raw
-    nbdcopy "$uri" ours.raw
-    cmp qemu.raw ours.raw
-    random_reads "$uri" qemu.raw 200
-    [ "$(nbdinfo --json "$uri" | /usr/bin/python3 -c \
-        'import json,sys; print(json.load(sys.stdin)["exports"][0]["block_size_minimum"])')" \
-      -eq 512 ]
+    nbdcopy "$uri" ours.raw || return 1
+    cmp qemu.raw ours.raw || return 1
+    random_reads "$uri" qemu.raw 200 || return 1
+    local info
+    info=$(nbdinfo --json "$uri") || return 1
+    assert_equal "$(/usr/bin/python3 -c \
+        'import json,sys; print(json.load(sys.stdin)["exports"][0]["block_size_minimum"])' \
+        <<<"$info")" 512
 }
 
 # run_encrypted_workload IMAGE SEED [WORKLOAD-ARGS...]: the write
@@ -158,12 +160,12 @@ run_encrypted_workload ()
 {
     local image=$1 seed=$2
     shift 2
-    start_nbdkit "$QCOW2_PLUGIN" file="$image" passphrase=+pass
+    start_nbdkit "$QCOW2_PLUGIN" file="$image" passphrase=+pass || return 1
     echo "workload seed $seed" >&2
     workload run --uri "$uri" --reference "$ref" --seed "$seed" \
-        --ops "${WRITE_OPS:-200}" "$@"
-    stop_server "$nbdkit_pid"
-    qemu_check "$image"
+        --ops "${WRITE_OPS:-200}" "$@" || return 1
+    stop_server "$nbdkit_pid" || return 1
+    qemu_check "$image" || return 1
     qemu_compare "$image" "$ref"
 }
 
@@ -385,7 +387,8 @@ EOF
     qio "$img" -c "write -P 0x21 1M 1000"
     check_reads "$img"
     # QEMU reports such clusters as data, not zero: so must we
-    [ "$(nbdinfo --map "$uri" | awk '{ print $3 }' | sort -u)" = 0 ]
+    map_of "$uri" > map
+    assert_equal "$(awk '{ print $3 }' map | sort -u)" 0
 }
 
 # ----------------------------------------------------------------------
@@ -414,8 +417,8 @@ EOF
 same_outside ()
 {
     local end=$(($3 + $4))
-    cmp -n "$3" "$1" "$2"
-    [ "$(stat -c %s "$1")" -eq "$(stat -c %s "$2")" ]
+    cmp -n "$3" "$1" "$2" || return 1
+    assert_equal "$(stat -c %s "$1")" "$(stat -c %s "$2")" || return 1
     cmp -i "$end:$end" "$1" "$2"
 }
 
@@ -426,13 +429,16 @@ create_like ()
 {
     local qopts=$1 q=$BATS_TEST_TMPDIR/qemu.qcow2
     shift
-    make_encrypted luks "$q" 4M ${qopts:+-o "$qopts"}
+    local area
+    make_encrypted luks "$q" 4M ${qopts:+-o "$qopts"} || return 1
     rm -f "$img"
     nbdkit "$QCOW2_PLUGIN" file="$img" create=true size=4M \
         encrypt-format=luks encrypt-iter-time=10 passphrase=+pass "$@" \
-        --run 'true'
-    [ "$(luks_area "$img")" = "$(luks_area "$q")" ]
-    same_outside "$q" "$img" $(luks_area "$img")
+        --run 'true' || return 1
+    area=$(luks_area "$img") || return 1
+    assert_equal "$area" "$(luks_area "$q")" || return 1
+    # shellcheck disable=SC2086
+    same_outside "$q" "$img" $area || return 1
     qemu_check "$img"
 }
 
@@ -475,16 +481,15 @@ create_like ()
 # Errors
 
 # refused IMAGE MESSAGE [PLUGIN-ARGS...]: the server refuses to start,
-# saying MESSAGE exactly once.
+# saying MESSAGE exactly once, in its only error.
 refused ()
 {
     local image=$1 msg=$2
     shift 2
-    run run_nbdkit_startup "$QCOW2_PLUGIN" file="$image" "$@"
-    echo "$output"
-    [ "$status" -ne 0 ] && [ "$status" -ne 124 ]
-    [ "$(grep -cF -- "$msg" <<< "$output")" -eq 1 ]
-    [ "$(grep -c 'error' <<< "$output")" -eq 1 ]
+    assert_startup_refused --partial "$msg" \
+        "$QCOW2_PLUGIN" file="$image" "$@" || return 1
+    assert_equal "$(grep -cF -- "$msg" <<< "$output")" 1 || return 1
+    assert_equal "$(grep -c 'error' <<< "$output")" 1
 }
 
 @test "encrypt: no passphrase" {
@@ -591,10 +596,9 @@ try:
 except nbd.Error as e:
     sys.exit("refused: %s" % e)
 ' "$uri"
-    echo "$output"
-    [ "$status" -eq 1 ]
-    [[ "$output" = *"refused"* ]]
-    [ "$(grep -c "compressed cluster for guest offset 0 in an encrypted image" "$nbdkit_log")" -eq 1 ]
+    assert_failure 1
+    assert_output --partial "refused"
+    assert_equal "$(grep -c "compressed cluster for guest offset 0 in an encrypted image" "$nbdkit_log")" 1
     server_alive "$nbdkit_pid"
 }
 
@@ -605,7 +609,8 @@ except nbd.Error as e:
     start_nbdkit -r -v "$QCOW2_PLUGIN" file="$img" passphrase=+pass
     nbdcopy "$uri" ours.raw
     cmp qemu.raw ours.raw
-    ! grep -q "$PASS" "$nbdkit_log" || false
+    run grep -c "$PASS" "$nbdkit_log"
+    assert_output 0
     cleanup_servers
     rm -f ours.raw
     nbdkit -r "$QCOW2_PLUGIN" file="$img" passphrase=-7 \
