@@ -21,3 +21,13 @@ module_ldflags = -module -avoid-version -shared -no-undefined \
 if SANITIZERS
 module_ldflags += -Wl,-z,nodelete
 endif
+
+# `make check TESTS="test-luks test-foo.bats"` from the top: a TESTS on
+# the command line reaches every directory, and each runs only the tests
+# of that list that are its own (programs it builds, scripts it has).
+# ($(eval) rather than ifneq, which automake would take for its own if.)
+tests_from_command_line := $(filter command line,$(origin TESTS))
+tests_on_command_line := $(TESTS)
+$(if $(tests_from_command_line),$(eval override TESTS = $$(filter \
+	$$(check_PROGRAMS) $$(check_SCRIPTS) $$(notdir $$(wildcard $$(srcdir)/*)), \
+	$$(tests_on_command_line))))
