@@ -14,10 +14,9 @@ load "${FUNCTIONS_SH:-$BATS_TEST_DIRNAME/functions.sh}"
     [ -x "$replay" ] || skip "fuzz-replay is not built (make check builds it)"
     [ "$(ls "$corpus" | wc -l)" -gt 0 ]
     run "$replay" "$corpus"
-    echo "exit status $status, output:"; echo "$output"
-    [ "$status" -eq 0 ]
-    grep -q "inputs replayed, no crash" <<<"$output"
-    ! grep -Eq 'Sanitizer|runtime error' <<<"$output"
+    assert_success
+    assert_output --partial "inputs replayed, no crash"
+    refute_output --regexp 'Sanitizer|runtime error'
 }
 
 # Images whose L2 entries point (COPIED, refcount 1) at the image's own
@@ -51,9 +50,8 @@ print(struct.unpack_from(">Q", d, l2)[0] & 0x00fffffffffffe00)' "$T/img")
 
         start_nbdkit "$QCOW2_PLUGIN" file="$T/img"
         run nbdsh -u "$uri" -c 'h.pwrite(b"\xa5" * 4096, 0)'
-        echo "$output"
-        [ "$status" -ne 0 ]
-        grep -q "Input/output error" <<<"$output"
+        assert_failure
+        assert_output --partial "Input/output error"
         stop_server "$nbdkit_pid"
         cat "$nbdkit_log"
         grep -Eq "corrupt: (write to .* would overlap the|data cluster .* is its own L2 table)" \
@@ -86,8 +84,8 @@ print(struct.unpack_from(">Q", d, l2)[0] & 0x00fffffffffffe00)' "$T/img")
 
         start_nbdkit "$QCOW2_PLUGIN" file="$T/img"
         run nbdsh -u "$uri" -c 'h.trim(4096, 0)' -c 'h.flush()'
-        echo "$output"
-        [ "$status" -ne 0 ]
+        assert_failure
+        assert_output --partial "Input/output error"
         stop_server "$nbdkit_pid"
         cat "$nbdkit_log"
         grep -q "would overlap the" "$nbdkit_log"
@@ -125,7 +123,6 @@ PY
     # its runtime; a hang is caught by the suite's per-test timeout.
     run nbdkit -r -U - "$QCOW2_PLUGIN" file="$img" \
         --run 'nbdinfo --size "$uri"'
-    echo "exit status $status, output:"; echo "$output"
-    [ "$status" -eq 0 ]
-    [ "$output" = 1048576 ]
+    assert_success
+    assert_output 1048576
 }
