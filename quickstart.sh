@@ -10,6 +10,11 @@
 #                                   plain build in this tree and a
 #                                   sanitizer build in build-sanitize/;
 #                                   the last line says "N passed, N failed"
+#                                   (TESTS="a b" in the environment runs
+#                                   just those, as make check TESTS=)
+#
+# A check program that does not build, and every test that did not run
+# (the files declare how many: bats --count), count as failures.
 #
 # .ci/run runs `./quickstart.sh test`.
 
@@ -152,6 +157,64 @@ tally ()
 plain_trs () { find "$top" -path "$top/build-sanitize" -prune -o -name '*.trs' -print0; }
 sanitize_trs () { find "$top/build-sanitize/build" -name '*.trs' -print0 2>/dev/null; }
 
+# check_make BUILDDIR: `make -k check` there, the check programs first
+# (their build fails loudly here, where make -k would only make their
+# tests vanish or skip), then the tests.  TESTS from the environment
+# narrows the run.  Fails when something did not build; failed tests
+# are counted from the .trs files instead.
+check_make ()
+{
+    local dir=$1 built=0
+    local narrow=()
+    if test -n "${TESTS+set}"; then narrow=(TESTS="$TESTS"); fi
+    make -C "$dir" -k -j"$jobs" check TESTS= || built=1
+    if test "$built" -ne 0; then
+        echo "check programs FAILED to build in $dir" >&2
+    fi
+    make -C "$dir" -k -j"$jobs" check "${narrow[@]}" || true
+    return "$built"
+}
+
+# tests_not_run BUILDDIR SRCDIR: for each test log make check should
+# have written (automake's TEST_LOGS in every directory), compare the
+# results in its .trs file with what the test declares (bats --count
+# for a .bats file, else one); print one line per difference and, last,
+# the number of tests that did not run (or ran in excess).
+tests_not_run ()
+{
+    local build=$1 src=$2 am dir logs log base want got missing=0
+    local narrow=()
+    if test -n "${TESTS+set}"; then narrow=(TESTS="$TESTS"); fi
+    while read -r am; do
+        dir=$(dirname "$am")
+        test -f "$build/$dir/Makefile" || continue
+        logs=$(make -s -C "$build/$dir" --no-print-directory "${narrow[@]}" \
+                   --eval='qs-print-logs: ; @echo $(TEST_LOGS)' qs-print-logs) ||
+            { echo "$dir: cannot list its tests" >&2; missing=$((missing + 1)); continue; }
+        for log in $logs; do
+            base=${log%.log}
+            want=1
+            if test -f "$src/$dir/$base.bats"; then
+                want=$(bats --count "$src/$dir/$base.bats") || want=
+            fi
+            if ! [[ "$want" =~ ^[0-9]+$ ]]; then
+                echo "  $dir/$base: bats --count fails"
+                missing=$((missing + 1))
+                continue
+            fi
+            got=0
+            if test -f "$build/$dir/$base.trs"; then
+                got=$(grep -c '^:test-result:' "$build/$dir/$base.trs" || true)
+            fi
+            if test "$got" -ne "$want"; then
+                echo "  $dir/$base: $got of $want tests ran"
+                missing=$((missing + (want > got ? want - got : got - want)))
+            fi
+        done
+    done < <(cd "$src" && find . -name Makefile.am -not -path './build-sanitize/*' | sort)
+    echo "$missing"
+}
+
 # failed_tests: one line per failed test, from the test logs.
 failed_tests ()
 {
@@ -170,7 +233,7 @@ run_tests ()
     plain_trs | xargs -0 -r rm -f
     if build_here --enable-werror; then
         say "make check (plain build)"
-        make -k -j"$jobs" check || true
+        check_make "$top" || broken=$((broken + 1))
     else
         echo "plain build FAILED" >&2
         plain_ok=0
@@ -186,7 +249,7 @@ run_tests ()
        (cd "$sdir/build" && ../src/configure --enable-werror --enable-sanitizers >/dev/null &&
         make -j"$jobs"); then
         say "make check (sanitizer build)"
-        (cd "$sdir/build" && make -k -j"$jobs" check) || true
+        check_make "$sdir/build" || broken=$((broken + 1))
     else
         echo "sanitizer build FAILED" >&2
         sanitize_ok=0
@@ -204,17 +267,24 @@ run_tests ()
             'for f; do echo "--- $f"; cat "$f"; done' sh {} +
     fi
 
-    local p1 f1 s1 p2 f2 s2 p f
+    local p1 f1 s1 p2 f2 s2 p f lost1 lost2 out1 out2
     read -r p1 f1 s1 < <(plain_trs | tally)
     read -r p2 f2 s2 < <(sanitize_trs | tally)
+    # Tests that did not run count as failed: an unbuilt test program,
+    # a bats file that stopped early.
+    out1=$(test $plain_ok = 1 && tests_not_run "$top" "$top" || echo 0)
+    out2=$(test $sanitize_ok = 1 && tests_not_run "$sdir/build" "$sdir/src" || echo 0)
+    lost1=${out1##*$'\n'} lost2=${out2##*$'\n'}
     say "results"
-    echo "plain build:     $p1 passed, $f1 failed, $s1 skipped$(test $plain_ok = 1 || echo ', BUILD FAILED')"
-    echo "sanitizer build: $p2 passed, $f2 failed, $s2 skipped$(test $sanitize_ok = 1 || echo ', BUILD FAILED')"
+    echo "plain build:     $p1 passed, $f1 failed, $s1 skipped, $lost1 not run$(test $plain_ok = 1 || echo ', BUILD FAILED')"
+    echo "sanitizer build: $p2 passed, $f2 failed, $s2 skipped, $lost2 not run$(test $sanitize_ok = 1 || echo ', BUILD FAILED')"
     echo "sanitizer reports from servers: $reports"
     failed_tests | sed 's/^/  /'
+    { test "$out1" = "$lost1" || echo "${out1%$'\n'*}"
+      test "$out2" = "$lost2" || echo "${out2%$'\n'*}"; }
 
     p=$((p1 + p2))
-    f=$((f1 + f2 + broken + reports))
+    f=$((f1 + f2 + lost1 + lost2 + broken + reports))
     echo "$p passed, $f failed"
     test "$f" -eq 0
 }
