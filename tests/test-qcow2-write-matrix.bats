@@ -51,17 +51,18 @@ run_workload ()
     local version_before=${expect_version:-}
     test -e "$img" && version_before=$(image_version "$img")
 
-    start_write_server "$img" "${server_args[@]}"
+    start_write_server "$img" "${server_args[@]}" || return 1
     echo "workload seed $seed" >&2
     workload run --uri "$uri" --reference "$ref" --seed "$seed" \
-        --ops "${WRITE_OPS:-300}" --cluster-size "$c" "$@" ${WRITE_ARGS:-}
-    stop_write_server
+        --ops "${WRITE_OPS:-300}" --cluster-size "$c" "$@" ${WRITE_ARGS:-} ||
+        return 1
+    stop_write_server || return 1
 
-    check_clean "$img"
-    qemu-img compare -f qcow2 -F raw "$img" "$ref"
-    assert_not_dirty "$img"
+    check_clean "$img" || return 1
+    qemu-img compare -f qcow2 -F raw "$img" "$ref" || return 1
+    assert_not_dirty "$img" || return 1
     # The writer must not have upgraded (or downgraded) the image.
-    [ "$(image_version "$img")" -eq "$version_before" ]
+    assert_equal "$(image_version "$img")" "$version_before"
 }
 
 server_args=()
@@ -183,10 +184,10 @@ case_backing ()
     local base_sum
     base_sum=$(md5sum < "$base")
 
-    run_workload "$img" "$c" "$seed" --backing "$base_raw"
+    run_workload "$img" "$c" "$seed" --backing "$base_raw" || return 1
 
     # the base is never written
-    [ "$(md5sum < "$base")" = "$base_sum" ]
+    assert_equal "$(md5sum < "$base")" "$base_sum" || return 1
     qemu-img check -q "$base"
 }
 
@@ -227,18 +228,18 @@ case_snapshots ()
     qemu-img check -q "$img"
     guest_view "$img" "$ref"
 
-    run_workload "$img" 65536 "$seed"
+    run_workload "$img" 65536 "$seed" || return 1
 
-    qemu-img snapshot -l "$img" > "$BATS_TEST_TMPDIR/snapshots"
+    qemu-img snapshot -l "$img" > "$BATS_TEST_TMPDIR/snapshots" || return 1
     for s in first second; do
-        grep -qw "$s" "$BATS_TEST_TMPDIR/snapshots"
+        grep -qw "$s" "$BATS_TEST_TMPDIR/snapshots" || return 1
         qemu-img convert -f qcow2 -l snapshot.name=$s -O raw "$img" \
-            "$BATS_TEST_TMPDIR/$s.after"
-        cmp "$BATS_TEST_TMPDIR/$s.before" "$BATS_TEST_TMPDIR/$s.after"
+            "$BATS_TEST_TMPDIR/$s.after" || return 1
+        cmp "$BATS_TEST_TMPDIR/$s.before" "$BATS_TEST_TMPDIR/$s.after" || return 1
     done
     # and the snapshot can still be applied and the image stays clean
-    qemu-img snapshot -a first "$img"
-    check_clean "$img"
+    qemu-img snapshot -a first "$img" || return 1
+    check_clean "$img" || return 1
     qemu-img compare -f qcow2 -F raw "$img" "$BATS_TEST_TMPDIR/first.before"
 }
 
@@ -266,8 +267,10 @@ case_compressed ()
     qemu-img convert -q -c -f raw -O qcow2 -o compression_type="$type" \
         "$raw" "$img"
     # the set-up really made compressed clusters
-    qemu-img check "$img" | grep -q '[1-9][0-9.]*% compressed clusters'
-    guest_view "$img" "$ref"
+    run qemu-img check "$img"
+    assert_success || return 1
+    assert_output --regexp '[1-9][0-9.]*% compressed clusters' || return 1
+    guest_view "$img" "$ref" || return 1
 
     run_workload "$img" 65536 "$seed"
 }
@@ -318,11 +321,12 @@ case_create ()
     for arg in "$@"; do
         case "$arg" in cluster-size=*) c=$(numfmt --from=iec "${arg#*=}") ;; esac
     done
-    run_workload "$img" "$c" "$seed"
-    [ "$(qemu-img info --output=json "$img" |
-         /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])')" \
-      -eq $((48 * 1024 * 1024)) ]
-    [ "$(cluster_size_of "$img")" -eq "$c" ]
+    run_workload "$img" "$c" "$seed" || return 1
+    local info
+    info=$(qemu-img info --output=json "$img") || return 1
+    assert_equal "$(/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])' \
+                    <<<"$info")" $((48 * 1024 * 1024)) || return 1
+    assert_equal "$(cluster_size_of "$img")" "$c"
 }
 
 @test "write matrix: create=true" {
