@@ -157,6 +157,8 @@ tally ()
 plain_trs () { find "$top" -path "$top/build-sanitize" -prune -o -name '*.trs' -print0; }
 sanitize_trs () { find "$top/build-sanitize/build" -name '*.trs' -print0 2>/dev/null; }
 
+build_failures=()
+
 # check_make BUILDDIR: `make -k check` there, the check programs first
 # (their build fails loudly here, where make -k would only make their
 # tests vanish or skip), then the tests.  TESTS from the environment
@@ -170,6 +172,7 @@ check_make ()
     make -C "$dir" -k -j"$jobs" check TESTS= || built=1
     if test "$built" -ne 0; then
         echo "check programs FAILED to build in $dir" >&2
+        build_failures+=("check programs FAILED to build in $dir")
     fi
     make -C "$dir" -k -j"$jobs" check "${narrow[@]}" || true
     return "$built"
@@ -280,6 +283,7 @@ run_tests ()
     echo "sanitizer build: $p2 passed, $f2 failed, $s2 skipped, $lost2 not run$(test $sanitize_ok = 1 || echo ', BUILD FAILED')"
     echo "sanitizer reports from servers: $reports"
     failed_tests | sed 's/^/  /'
+    if test ${#build_failures[@]} -gt 0; then printf '  %s\n' "${build_failures[@]}"; fi
     { test "$out1" = "$lost1" || echo "${out1%$'\n'*}"
       test "$out2" = "$lost2" || echo "${out2%$'\n'*}"; }
 
