@@ -90,7 +90,9 @@ crash_rounds ()
             test -e "$BATS_TEST_TMPDIR/ready" && break
             sleep 0.1
         done
+        test -e "$BATS_TEST_TMPDIR/ready" || fail "the workload did not start"
         sleep "$delay"
+        # (fails if the server had died by itself before the kill)
         kill_write_server
         wait "$wl"
 
