@@ -34,13 +34,15 @@ load "${FUNCTIONS_SH:-$BATS_TEST_DIRNAME/functions.sh}"
 # does not stop at a failing command (f || ..., if f; ...).
 
 @test "harness: a server that crashes at start-up is not taken for a refusal" {
-    printf '#!/bin/sh\necho "nbdkit: error: no such thing"\nkill -SEGV $$\n' \
+    # SIGKILL: the sanitizer runtime (preloaded in that build) would
+    # report a SIGSEGV as a finding of its own.
+    printf '#!/bin/sh\necho "nbdkit: error: no such thing"\nkill -KILL $$\n' \
         > "$BATS_TEST_TMPDIR/crashing-nbdkit"
     chmod +x "$BATS_TEST_TMPDIR/crashing-nbdkit"
     NBDKIT=$BATS_TEST_TMPDIR/crashing-nbdkit
     run assert_startup_refused 'no such thing' memory 1M
     assert_failure
-    assert_output --partial "did not refuse cleanly: exit status 139"
+    assert_output --partial "did not refuse cleanly: exit status 137"
     # ... and the helper fails by itself, without errexit.
     if assert_startup_refused 'no such thing' memory 1M; then
         fail "assert_startup_refused passed a crash under if"
@@ -66,7 +68,7 @@ load "${FUNCTIONS_SH:-$BATS_TEST_DIRNAME/functions.sh}"
     load "$BATS_TEST_DIRNAME/write-functions.sh"
     start_nbdkit memory 1M
     server_pid=$nbdkit_pid server_log=$nbdkit_log
-    kill -SEGV "$server_pid"
+    kill -KILL "$server_pid"
     while server_alive "$server_pid"; do sleep 0.05; done
     run kill_write_server
     assert_failure
