@@ -316,3 +316,19 @@ refused_at_startup ()
     assert_success
     assert_output 16777216
 }
+
+@test "kdf caps: qcow2 plugin: the caps apply to an encrypted backing file" {
+    requires qemu-img
+    requires_module "$QCOW2_PLUGIN"
+    local n
+    make_encrypted_qcow2 base.qcow2 10
+    n=$($LUKS_PATCH base.qcow2 luks1-iter 0)
+    qemu-img create -q -f qcow2 -u -b base.qcow2 -F qcow2 top.qcow2 16M
+    refused_at_startup "LUKS1 key slot 0: pbkdf2 iterations $n exceed the cap $((n - 1)) \(kdf-max-iterations=\)" \
+        "$QCOW2_PLUGIN" file=top.qcow2 passphrase="$PASS" kdf-max-iterations=$((n - 1))
+    start_nbdkit "$QCOW2_PLUGIN" file=top.qcow2 passphrase="$PASS" \
+        kdf-max-iterations="$n"
+    run nbdinfo --size "$uri"
+    assert_success
+    assert_output 16777216
+}
