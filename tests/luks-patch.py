@@ -16,6 +16,12 @@
 #   luks-patch.py FILE json-int PATH N        set a number in the LUKS2
 #                                             metadata of both headers, e.g.
 #                                             keyslots.0.kdf.time
+#   luks-patch.py FILE json-set PATH JSON     the same with any JSON value
+#   luks-patch.py FILE json-move PATH KEY     rename the last member of PATH
+#                                             to KEY (e.g. keyslots.0 32)
+#   luks-patch.py FILE luks2-hdr-size N       the hdr_size field of both
+#                                             binary headers
+#   luks-patch.py FILE luks1-stripes SLOT N   a LUKS1 slot's stripe count
 import hashlib
 import json
 import struct
@@ -89,7 +95,7 @@ elif op == "luks1-iter":
     else:
         f.seek(off)
         print(struct.unpack(">I", f.read(4))[0])
-elif op == "json-int":
+elif op in ("json-int", "json-set", "json-move"):
     keys = sys.argv[3].split(".")
     for off, size in headers():
         f.seek(off + 4096)
@@ -98,8 +104,20 @@ elif op == "json-int":
         for k in keys[:-1]:
             obj = obj[k]
         assert keys[-1] in obj, sys.argv[3] + " not in the metadata"
-        obj[keys[-1]] = int(sys.argv[4])
+        if op == "json-int":
+            obj[keys[-1]] = int(sys.argv[4])
+        elif op == "json-set":
+            obj[keys[-1]] = json.loads(sys.argv[4])
+        else:
+            obj[sys.argv[4]] = obj.pop(keys[-1])
         rewrite(off, size, meta)
+elif op == "luks2-hdr-size":
+    for off, size in headers():
+        f.seek(off + 8)
+        f.write(struct.pack(">Q", int(sys.argv[3])))
+elif op == "luks1-stripes":
+    f.seek(208 + 48 * int(sys.argv[3]) + 44)
+    f.write(struct.pack(">I", int(sys.argv[4])))
 else:
     sys.exit("unknown operation " + op)
 f.close()
