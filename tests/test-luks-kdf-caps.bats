@@ -214,6 +214,20 @@ setup ()
     assert_equal "$(grep -c "the volume was refused (when the first client connected)" "$nbdkit_log")" 1
 }
 
+@test "kdf caps: an I/O error of the layer below while unlocking is retried" {
+    touch errors-on
+    start_nbdkit -v --filter="$LUKS_FILTER" --filter=error \
+        file "$BATS_FILE_TMPDIR/luks1" passphrase="$PASS" \
+        error-pread=EIO error-pread-rate=100% error-file="$PWD/errors-on"
+    run nbdinfo --size "$uri"
+    assert_failure
+    rm errors-on
+    run nbdinfo --size "$uri"
+    cat "$nbdkit_log"
+    assert_success
+    assert_equal "$(grep -c "debug: luks: unlocking the volume" "$nbdkit_log")" 2
+}
+
 # ---------------------------------------------------------------------
 # The qcow2 plugin: LUKS-encrypted qcow2 images by qemu-img.
 

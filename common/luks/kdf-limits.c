@@ -127,7 +127,9 @@ luks_kdf_check_argon2 (const struct luks_kdf_limits *lim, const char *what,
                        const char *type, uint32_t time, uint32_t memory_kib,
                        uint32_t cpus, double *share)
 {
-  uint64_t time_cap = scale (lim->max_time, GIB_IN_KIB, memory_kib);
+  /* The parser admits at least 8 KiB; 0 would mean no memory cost. */
+  uint64_t time_cap = memory_kib ? scale (lim->max_time, GIB_IN_KIB,
+                                          memory_kib) : lim->max_time;
 
   if (memory_kib > lim->max_memory / 1024) {
     diag_error ("luks: %s: %s memory %" PRIu32 " KiB exceeds the cap "
