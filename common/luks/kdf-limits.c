@@ -42,7 +42,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdio.h>
 
 #include "checked-overflow.h"
 #include "diag.h"
