@@ -148,3 +148,42 @@ open(sys.argv[2], "wb").write(model)
 h.shutdown()
 PYEOF
 }
+
+# now_ms: the time in milliseconds.
+now_ms ()
+{
+    echo $(($(date +%s%N) / 1000000))
+}
+
+# refused_at_once VOLUME MESSAGE [FILTER-ARGS...]: through the luks
+# filter (passphrase $PASS, default "pass") a connection fails within
+# 5 s, the log holds MESSAGE exactly once, and the server is still
+# alive (teardown checks that it exits cleanly).
+refused_at_once ()
+{
+    local vol=$1 msg=$2 t0 t1
+    shift 2
+    start_luks "$vol" passphrase="${PASS:-pass}" "$@"
+    t0=$(now_ms)
+    # Without the caps the derivation would take hours.
+    run timeout 20 nbdinfo --size "$uri"
+    t1=$(now_ms)
+    cat "$nbdkit_log"
+    assert_failure
+    if test $((t1 - t0)) -ge 5000; then
+        fail "refused after $((t1 - t0)) ms"
+    fi
+    assert_equal "$(grep -cF -- "$msg" "$nbdkit_log")" 1
+    server_alive "$nbdkit_pid"
+}
+
+# opens VOLUME [FILTER-ARGS...]: the payload is served.
+opens ()
+{
+    local vol=$1
+    shift
+    start_luks "$vol" passphrase="${PASS:-pass}" "$@"
+    run nbdinfo --size "$uri"
+    cat "$nbdkit_log"
+    assert_success
+}
