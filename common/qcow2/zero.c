@@ -176,6 +176,7 @@ zero_granules (struct qcow2_image *img, uint64_t count, uint64_t offset,
       continue;
     }
     if (l2_for_write (img, cluster >> img->l2_bits, &t) == -1) {
+      write_failed_no_room (img);
       pthread_rwlock_unlock (&img->meta_lock);
       return -1;
     }
@@ -196,6 +197,8 @@ zero_granules (struct qcow2_image *img, uint64_t count, uint64_t offset,
     meta_cache_put (img->l2_cache, t);
     if (r == 0)
       r = checkpoint_if_needed (img);
+    if (r == -1)
+      write_failed (img);
     pthread_rwlock_unlock (&img->meta_lock);
     if (r == -1)
       return -1;
