@@ -31,6 +31,7 @@
 #include "internal.h"
 #include "io.h"
 #include "qcow2.h"
+#include "test-random.h"
 
 #define SIZE (3 * 1024 * 1024)
 #define NR_OPS 48
@@ -170,18 +171,9 @@ wrap_image (struct qcow2_image *img, struct faults *f)
 static uint64_t rng;
 
 static uint64_t
-next_random (void)
-{
-  rng ^= rng >> 12;
-  rng ^= rng << 25;
-  rng ^= rng >> 27;
-  return rng * UINT64_C (2685821657736338717);
-}
-
-static uint64_t
 random_below (uint64_t n)
 {
-  return next_random () % n;
+  return test_random_below (&rng, n);
 }
 
 enum op_kind { OP_WRITE, OP_ZERO, OP_TRIM, OP_FLUSH, OP_READ };
@@ -590,7 +582,7 @@ run_config (const struct config *cf, uint64_t seed)
 
       if (k == K_READ && errs[e] == ENOSPC)
         continue;
-      rng = seed ^ (k * 16 + e);
+      rng = seed * 1000 + k * 16 + e + 1;
       for (unsigned p = 0; p < points; p++) {
         /* The first and the last call, then spread at random. */
         uint64_t nth = p == 0 ? 1 : p == 1 ? n : 1 + random_below (n);
