@@ -32,7 +32,7 @@
 #include "internal.h"
 #include "io.h"
 #include "qcow2.h"
-#include "test-random.h"
+#include "seeded-random.h"
 
 #define SIZE (3 * 1024 * 1024)
 #define NR_OPS 48
