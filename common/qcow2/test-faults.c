@@ -14,7 +14,9 @@
  *     `qemu-img convert` (QEMU is the oracle) shows every byte as the
  *     last successful flush (or the close) left it, or as a request
  *     after that one wrote it.
- * Sticky or not, the rule it checks is write-state.h's.
+ * Then the same with every call of that kind failing from that one on,
+ * until the faults stop before the close.  The rule checked is
+ * write-state.h's.
  */
 #include <config.h>
 
@@ -57,7 +59,10 @@ struct faults {
   enum kind kind;
   uint64_t nth;                 /* this call of kind fails; 0 = none */
   int err;
+  bool persistent;              /* ... and every later one */
+  bool stopped;                 /* the faults have stopped */
   bool fired;
+  uint64_t before_close[NR_KINDS];
 };
 
 struct fault_io {
@@ -71,7 +76,10 @@ fail_now (struct io *io, enum kind k)
 {
   struct faults *f = ((struct fault_io *) io)->f;
 
-  if (++f->calls[k] != f->nth || k != f->kind)
+  uint64_t n = ++f->calls[k];
+
+  if (k != f->kind || f->nth == 0 || f->stopped ||
+      (f->persistent ? n < f->nth : n != f->nth))
     return false;
   f->fired = true;
   errno = f->err;
@@ -452,6 +460,32 @@ do_op (struct qcow2_image *img, const struct op *o, unsigned char *scratch,
   abort ();
 }
 
+/* Once a call has failed and the faults have stopped: is the image
+ * failed for good?  Returns whether it is.
+ */
+static bool
+check_after_fault (struct qcow2_image *img, const struct faults *f,
+                   struct model *m, const char *what)
+{
+  bool sticky = qcow2_flush (img) == -1;
+
+  if (sticky)
+    assert (errno == EIO || errno == ENOSPC);
+  else
+    model_durable (m);
+  if (!sticky && (f->kind == K_FLUSH ||
+                  (f->kind == K_WRITE && f->err == EIO))) {
+    fprintf (stderr, "%s: a flush after it succeeded\n", what);
+    exit (1);
+  }
+  if (sticky && f->kind == K_PUNCH) {
+    fprintf (stderr, "%s: a failed punch made the image fail\n", what);
+    exit (1);
+  }
+  check_reads (img, m, what);
+  return sticky;
+}
+
 /* The workload with one call failing (f->nth = 0: none, to count). */
 static void
 run_point (const struct config *cf, const struct op *ops, struct faults *f,
@@ -466,8 +500,9 @@ run_point (const struct config *cf, const struct op *ops, struct faults *f,
   char what[256];
   int fired_at = -1, sticky = -1, r;
 
-  snprintf (what, sizeof what, "%s: %s %" PRIu64 " fails with %s", cf->name,
-            kind_name[f->kind], f->nth, strerror (f->err));
+  snprintf (what, sizeof what, "%s: %s %" PRIu64 "%s fails with %s",
+            cf->name, kind_name[f->kind], f->nth,
+            f->persistent ? " and every later one" : "", strerror (f->err));
   copy_file (pristine, image);
   if (cf->data_file)
     copy_file (pristine_data, data);
@@ -493,7 +528,7 @@ run_point (const struct config *cf, const struct op *ops, struct faults *f,
         exit (1);
       }
     }
-    else if (r == -1 && sticky != 1) {
+    else if (r == -1 && sticky != 1 && !(f->persistent && before)) {
       fprintf (stderr, "%s: op %u (kind %d) failed with no fault\n",
                what, i, op->kind);
       exit (1);
@@ -508,25 +543,17 @@ run_point (const struct config *cf, const struct op *ops, struct faults *f,
     else if (op->kind != OP_FLUSH && op->kind != OP_READ)
       model_apply (m, op, r, trimmed ? scratch : NULL);
 
-    /* Right after the fault: is the image now failed for good? */
-    if (fired_at == (int) i) {
-      sticky = qcow2_flush (img) == -1;
-      if (sticky)
-        assert (errno == EIO || errno == ENOSPC);
-      else
-        model_durable (m);
-      if (!sticky && (f->kind == K_FLUSH ||
-                      (f->kind == K_WRITE && f->err == EIO))) {
-        fprintf (stderr, "%s: a flush after it succeeded\n", what);
-        exit (1);
-      }
-      if (sticky && f->kind == K_PUNCH) {
-        fprintf (stderr, "%s: a failed punch made the image fail\n", what);
-        exit (1);
-      }
-      check_reads (img, m, what);
-    }
+    /* Right after a single fault: is the image failed for good? */
+    if (fired_at == (int) i && !f->persistent)
+      sticky = check_after_fault (img, f, m, what);
   }
+  /* Persistent faults stop here; a single one may still come in the
+   * close's write-back.
+   */
+  f->stopped = f->persistent;
+  memcpy (f->before_close, f->calls, sizeof f->calls);
+  if (f->persistent && f->fired)
+    sticky = check_after_fault (img, f, m, what);
   if (sticky == 1)
     assert (qcow2_flush (img) == -1);
   {
@@ -631,6 +658,17 @@ run_config (const struct config *cf, uint64_t seed)
         uint64_t nth = every ? p + 1 : p == 0 ? 1 : p == 1 ? n
           : 1 + random_below (n);
         struct faults f = { .kind = k, .nth = nth, .err = errs[e] };
+
+        run_point (cf, ops, &f, &m, scratch);
+        assert (f.fired);
+      }
+      /* Failing from a call on until the workload ends. */
+      for (unsigned p = 0;
+           p < (cf->points + 3) / 4 && count.before_close[k]; p++) {
+        struct faults f = {
+          .kind = k, .err = errs[e], .persistent = true,
+          .nth = 1 + random_below (count.before_close[k]),
+        };
 
         run_point (cf, ops, &f, &m, scratch);
         assert (f.fired);
