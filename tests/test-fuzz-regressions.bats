@@ -7,6 +7,7 @@
 # Nothing may crash, abort or leak.
 
 load "${FUNCTIONS_SH:-$BATS_TEST_DIRNAME/functions.sh}"
+load hostile-functions
 
 @test "fuzz regressions: every input replays without a crash" {
     replay=$abs_top_builddir/tests/fuzz-replay
@@ -28,13 +29,7 @@ load "${FUNCTIONS_SH:-$BATS_TEST_DIRNAME/functions.sh}"
 @test "hostile mappings: in-place writes into the image's own metadata are refused" {
     requires qemu-img qemu-io nbdsh
     local T=$BATS_TEST_TMPDIR name
-    qemu-img create -q -f qcow2 -o cluster_size=4096 "$T/good" 4M
-    qemu-io -f qcow2 -c "write -P 0x31 0 12k" -c "write -P 0x32 2M 4k" \
-        "$T/good" >/dev/null
-    qemu-img snapshot -c one "$T/good"
-    qemu-io -f qcow2 -c "write -P 0x33 4k 4k" "$T/good" >/dev/null
-    /usr/bin/python3 "$TESTS_SRCDIR/fuzz/craft-seeds.py" "$T/good" "$T/bad" \
-        >/dev/null
+    make_hostile_images "$T" "write -P 0x33 4k 4k"
 
     for name in l1 l2 reftable snapshot-table; do
         echo "== data cluster 0 is the $name"
@@ -72,12 +67,7 @@ print(struct.unpack_from(">Q", d, l2)[0] & 0x00fffffffffffe00)' "$T/img")
 @test "hostile mappings: discarding clusters mapped onto metadata never frees them" {
     requires qemu-img qemu-io nbdsh
     local T=$BATS_TEST_TMPDIR name
-    qemu-img create -q -f qcow2 -o cluster_size=4096 "$T/good" 4M
-    qemu-io -f qcow2 -c "write -P 0x31 0 12k" -c "write -P 0x32 2M 4k" \
-        "$T/good" >/dev/null
-    qemu-img snapshot -c one "$T/good"
-    /usr/bin/python3 "$TESTS_SRCDIR/fuzz/craft-seeds.py" "$T/good" "$T/bad" \
-        >/dev/null
+    make_hostile_images "$T"
 
     for name in l1 reftable; do
         echo "== data cluster 0 is the $name"

@@ -539,19 +539,27 @@ write_batch (struct qcow2_image *img, const unsigned char *buf,
     goto end;
 
   pthread_rwlock_wrlock (&img->meta_lock);
-  r = batch_place (img, &b);
+  r = write_check_locked (img);
+  if (r == 0 && (r = batch_place (img, &b)) == -1)
+    write_failed_no_room (img);
   pthread_rwlock_unlock (&img->meta_lock);
   /* On failure the space placed so far stays allocated but unused: a
    * leak, never a pointer to garbage.
    */
-  if (r == -1 || (r = batch_write (img, &b)) == -1)
+  if (r == -1)
     goto end;
+  if ((r = batch_write (img, &b)) == -1) {
+    data_write_failed (img);
+    goto end;
+  }
 
   pthread_rwlock_wrlock (&img->meta_lock);
-  r = batch_commit (img, &b);
-  inflight_remove (img->w, &b.inflight);
-  if (r == 0)
+  r = write_check_locked (img);
+  if (r == 0 && (r = batch_commit (img, &b)) == 0)
     r = checkpoint_if_needed (img);
+  if (r == -1)
+    write_failed_no_room (img);
+  inflight_remove (img->w, &b.inflight);
   pthread_rwlock_unlock (&img->meta_lock);
   goto out;
 

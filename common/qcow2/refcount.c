@@ -185,19 +185,22 @@ grow_reftable (struct qcow2_image *img, uint64_t needed)
   }
   memset (table + old_entries, 0, (new_entries - old_entries) * 8);
   w->reftable = table;
-  w->reftable_entries = new_entries;
+  /* Space first: if it cannot be had, the old table stays in use. */
   t = reserve_at_end (img, k);
   if (claim_metadata_space (img, t << img->cluster_bits,
                             k << img->cluster_bits) == -1)
     return -1;
+  w->reftable_entries = new_entries;
   w->reftable_offset = t << img->cluster_bits;
   w->reftable_moved = w->reftable_dirty = true;
 
+  /* Past here a failure leaves the new table not counting itself. */
   for (uint64_t c = t; c < t + k; c++)
     if (set_count (img, c, 1) == -1)
-      return -1;
-  return refcount_release (img, old_offset,
-                           old_entries * 8);
+      return write_failed (img);
+  if (refcount_release (img, old_offset, old_entries * 8) == -1)
+    return write_failed (img);
+  return 0;
 }
 
 /* Make sure refcount block b exists.  A new block lives past the end
@@ -223,7 +226,10 @@ ensure_block (struct qcow2_image *img, uint64_t b)
   meta_cache_put (w->refblock_cache, t);
   w->reftable[b] = home << img->cluster_bits;
   w->reftable_dirty = true;
-  return set_count (img, home, 1);
+  /* A block that does not count itself could be handed out as data. */
+  if (set_count (img, home, 1) == -1)
+    return write_failed (img);
+  return 0;
 }
 
 static int
@@ -372,15 +378,15 @@ refcount_release (struct qcow2_image *img, uint64_t offset, uint64_t bytes)
 }
 
 /* Give the space of freed clusters back to the file system, merging
- * neighbours into one call.
+ * neighbours into one call.  A failure is reported and ignored: the
+ * clusters are free in the refcounts whatever they hold, and only
+ * their space stays allocated until they are reused.
  */
-static int
+static void
 punch_run (struct qcow2_image *img, uint64_t first, uint64_t n)
 {
-  if (n == 0)
-    return 0;
-  return io_punch (img->file, first << img->cluster_bits,
-                   n << img->cluster_bits);
+  if (n)
+    io_punch (img->file, first << img->cluster_bits, n << img->cluster_bits);
 }
 
 int
@@ -408,14 +414,14 @@ refcount_apply_releases (struct qcow2_image *img)
     if (run_len && run_first + run_len == c)
       run_len++;
     else {
-      if (punch_run (img, run_first, run_len) == -1)
-        return -1;
+      punch_run (img, run_first, run_len);
       run_first = c;
       run_len = 1;
     }
   }
   w->nr_pending = 0;
-  return punch_run (img, run_first, run_len);
+  punch_run (img, run_first, run_len);
+  return 0;
 }
 
 int

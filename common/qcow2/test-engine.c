@@ -16,25 +16,16 @@
 
 #include "internal.h"
 #include "qcow2.h"
+#include "test-random.h"
 
 #define SIZE (6 * 1024 * 1024 + 4096 + 512)   /* not a cluster multiple */
 
 static uint64_t rng;
 
 static uint64_t
-next_random (void)
-{
-  /* xorshift64*: reproducible from the seed on every platform. */
-  rng ^= rng >> 12;
-  rng ^= rng << 25;
-  rng ^= rng >> 27;
-  return rng * UINT64_C (2685821657736338717);
-}
-
-static uint64_t
 random_below (uint64_t n)
 {
-  return next_random () % n;
+  return test_random_below (&rng, n);
 }
 
 /* "Refcount table": entries narrower than a byte are packed least

@@ -53,7 +53,45 @@ struct write_state {
   uint64_t compressed_next;
 
   bool set_dirty_bit;           /* we set INCOMPAT_DIRTY (lazy refcounts) */
-  bool corrupt;                 /* corruption found: no more writes */
+  bool corrupt;                 /* corruption found (sets error too) */
+
+  /* Errors are sticky, as a failed fsync must be taken on Linux (the
+   * kernel may have dropped the dirty pages it could not write, and
+   * reports that once).  0, or the errno of the first failure that may
+   * have lost written data or left the metadata half changed:
+   *   - any failure of a checkpoint: writing back refcount blocks, the
+   *     refcount table, L2 tables, the L1 table or the header, reading
+   *     a refcount block to apply a release, or an fdatasync of the
+   *     image or the external data file;
+   *   - the image found corrupt (write_corrupt, EIO);
+   *   - any other failure of a request's metadata step (planning,
+   *     allocation, the commit of L2 entries, zeroing, placing
+   *     compressed clusters) or of a write of guest data (plain,
+   *     encrypted, compressed), even one that changed nothing: it is
+   *     not worth proving which did;
+   * except a lack of room (write_failed_no_room): ENOSPC, EDQUOT or
+   * EFBIG from a write of guest data, a claim of file space for new
+   * metadata or the refcount table size cap.  The file system refuses
+   * those bytes before it takes them, the new clusters stay unused (a
+   * leak), and where a claim deep in an allocation would leave the
+   * refcounts half changed (refcount.c) it latches here itself.  So
+   * only the request fails (its range holds old, new or partly new
+   * data) and the image goes on once there is space again.  Reads
+   * that fail (guest data, or what copy-on-write copies) change
+   * nothing and are not sticky; nor is a failed punch of freed
+   * clusters (only their space stays allocated).
+   *
+   * Once set, for the life of the image: writes, zeroes and trims fail
+   * at once; nothing more is written back (the metadata in memory may
+   * be half changed, and a corrupt image must not be written, as in
+   * QEMU); every flush and FUA request and qcow2_close fail with this
+   * errno (EIO, or the lack of room as it was), though a flush still
+   * syncs what already reached the files.  Reads go on, from the cache.
+   * A write acknowledged without FUA since the last successful flush
+   * may be lost then, but never silently: the next flush says so.
+   * Nothing a successful flush or FUA request covered is lost.
+   */
+  int error;
 };
 
 /* refcount.c */
@@ -98,6 +136,17 @@ extern int l2_release_entry (struct qcow2_image *img,
 /* compressed-write.c: qcow2_pwrite with QCOW2_COMPRESSED. */
 extern int compressed_pwrite (struct qcow2_image *img, const void *buf,
                               uint64_t count, uint64_t offset, unsigned flags);
+
+/* write-error.c: latch a failure in errno as the sticky error (kept
+ * if one is latched already); both return -1 with errno unchanged.
+ * The second latches nothing for a lack of room (see error above).
+ */
+extern int write_failed (struct qcow2_image *img);
+extern int write_failed_no_room (struct qcow2_image *img);
+/* The same for a write of guest data, made without the metadata lock. */
+extern int data_write_failed (struct qcow2_image *img);
+/* Fail (-1, errno) once an error is latched. */
+extern int write_error_check (struct qcow2_image *img);
 
 /* repair.c: rebuild every refcount from the metadata (a dirty image). */
 extern int refcount_rebuild (struct qcow2_image *img);

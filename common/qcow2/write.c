@@ -317,8 +317,10 @@ write_run_data (struct qcow2_image *img, const struct run *r,
   if ((head && data_write (img, copy, head, host, span_first) == -1) ||
       data_write (img, buf, r->length, host + head, r->offset) == -1 ||
       (tail && data_write (img, copy + head, tail, host + head + r->length,
-                           r->offset + r->length) == -1))
+                           r->offset + r->length) == -1)) {
+    data_write_failed (img);
     goto out;
+  }
   ret = 0;
  out:
   free (copy);
@@ -404,13 +406,7 @@ write_check_locked (struct qcow2_image *img)
     errno = EROFS;
     return -1;
   }
-  if (img->w->corrupt) {
-    diag_error ("%s: the image was found corrupt; writes are refused",
-                img->filename);
-    errno = EIO;
-    return -1;
-  }
-  return 0;
+  return write_error_check (img);
 }
 
 /* Write one run; returns the bytes written or -1. */
@@ -428,6 +424,8 @@ write_step (struct qcow2_image *img, const unsigned char *buf, uint64_t count,
       break;
     }
     p = plan_run (img, offset, count, &r);
+    if (p == -1)
+      write_failed_no_room (img);
     if (p != 1)
       break;
     inflight_wait (img);
@@ -438,12 +436,18 @@ write_step (struct qcow2_image *img, const unsigned char *buf, uint64_t count,
 
   if (r.class == DIRECT)
     return data_write (img, buf, r.length, r.host, offset) == -1
-      ? -1 : (int64_t) r.length;
+      ? data_write_failed (img) : (int64_t) r.length;
 
   p = write_run_data (img, &r, buf);
   pthread_rwlock_wrlock (&img->meta_lock);
+  /* An error latched meanwhile: nothing more is committed. */
   if (p == 0)
+    p = write_check_locked (img);
+  if (p == 0) {
     p = commit_run (img, &r);
+    if (p == -1)
+      write_failed_no_room (img);
+  }
   else {
     /* The new clusters stay allocated but unused: a leak, never a
      * pointer to garbage.
@@ -481,7 +485,14 @@ qcow2_flush (struct qcow2_image *img)
   int r;
 
   pthread_rwlock_wrlock (&img->meta_lock);
-  if (img->w && !img->w->corrupt)
+  if (img->w && img->w->error) {
+    /* Keep what already reached the files, yet report the error. */
+    if (img->data != img->file)
+      io_flush (img->data);
+    io_flush (img->file);
+    r = write_error_check (img);
+  }
+  else if (img->w)
     r = checkpoint (img);
   else
     r = img->readonly ? 0 : io_flush (img->file);

@@ -81,8 +81,8 @@ write_l1 (struct qcow2_image *img)
   return r;
 }
 
-int
-checkpoint (struct qcow2_image *img)
+static int
+checkpoint_steps (struct qcow2_image *img)
 {
   /* Guest data in an external file must be durable before the L2
    * entries pointing at it.
@@ -99,6 +99,19 @@ checkpoint (struct qcow2_image *img)
    * written at the next checkpoint; a crash before that only leaks).
    */
   return refcount_apply_releases (img);
+}
+
+/* A failed checkpoint is sticky whatever failed: a failed fdatasync may
+ * have dropped pages, and the steps after the failed one never ran.
+ */
+int
+checkpoint (struct qcow2_image *img)
+{
+  if (write_error_check (img) == -1)
+    return -1;
+  if (checkpoint_steps (img) == -1)
+    return write_failed (img);
+  return 0;
 }
 
 int
@@ -123,6 +136,7 @@ write_corrupt (struct qcow2_image *img, const char *fs, ...)
   diag_error ("%s: qcow2 image is corrupt: %s; further writes are refused",
               img->filename, msg);
   img->w->corrupt = true;
+  img->w->error = EIO;
   /* Version 2 has no feature bits to record it in. */
   if (img->hdr.version >= 3) {
     img->hdr.incompatible |= INCOMPAT_CORRUPT;
@@ -296,13 +310,20 @@ write_finish (struct qcow2_image *img)
 
   if (img->w == NULL)
     return 0;
-  if (!img->w->corrupt) {
-    if (checkpoint (img) == -1 || checkpoint (img) == -1)
-      r = -1;
-    else if (img->w->set_dirty_bit) {
-      img->hdr.incompatible &= ~INCOMPAT_DIRTY;
-      r = header_write_u64 (img, HDR_INCOMPATIBLE, img->hdr.incompatible);
-    }
+  /* After a sticky error nothing more is written: what was not flushed
+   * before it is lost, and the close says so.
+   */
+  if (checkpoint (img) == -1 || checkpoint (img) == -1)
+    r = -1;
+  else if (img->w->set_dirty_bit) {
+    img->hdr.incompatible &= ~INCOMPAT_DIRTY;
+    r = header_write_u64 (img, HDR_INCOMPATIBLE, img->hdr.incompatible);
+  }
+  if (r == -1) {
+    int e = errno;
+    diag_error ("%s: closed with changes that may not have reached the "
+                "disk", img->filename);
+    errno = e;
   }
   write_state_free (img);
   return r;

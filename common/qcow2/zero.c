@@ -176,6 +176,7 @@ zero_granules (struct qcow2_image *img, uint64_t count, uint64_t offset,
       continue;
     }
     if (l2_for_write (img, cluster >> img->l2_bits, &t) == -1) {
+      write_failed_no_room (img);
       pthread_rwlock_unlock (&img->meta_lock);
       return -1;
     }
@@ -196,6 +197,8 @@ zero_granules (struct qcow2_image *img, uint64_t count, uint64_t offset,
     meta_cache_put (img->l2_cache, t);
     if (r == 0)
       r = checkpoint_if_needed (img);
+    if (r == -1)
+      write_failed (img);
     pthread_rwlock_unlock (&img->meta_lock);
     if (r == -1)
       return -1;
@@ -243,11 +246,24 @@ zero_or_discard (struct qcow2_image *img, uint64_t count, uint64_t offset,
   return zero_granules (img, last - first, first, mode, flags);
 }
 
+/* Refused after a sticky error even where nothing would change. */
+static int
+write_allowed (struct qcow2_image *img)
+{
+  int r;
+
+  pthread_rwlock_rdlock (&img->meta_lock);
+  r = write_check_locked (img);
+  pthread_rwlock_unlock (&img->meta_lock);
+  return r;
+}
+
 int
 qcow2_zero (struct qcow2_image *img, uint64_t count, uint64_t offset,
             unsigned flags)
 {
-  if (zero_or_discard (img, count, offset,
+  if (write_allowed (img) == -1 ||
+      zero_or_discard (img, count, offset,
                        flags & QCOW2_MAY_TRIM ? ZERO_UNMAP : ZERO_KEEP,
                        flags) == -1)
     return -1;
@@ -258,7 +274,8 @@ int
 qcow2_trim (struct qcow2_image *img, uint64_t count, uint64_t offset,
             unsigned flags)
 {
-  if (zero_or_discard (img, count, offset, DISCARD, flags) == -1)
+  if (write_allowed (img) == -1 ||
+      zero_or_discard (img, count, offset, DISCARD, flags) == -1)
     return -1;
   return flags & QCOW2_FUA ? qcow2_flush (img) : 0;
 }
