@@ -47,7 +47,9 @@
  *               calls fail the same calls
  * ERRNO   EIO (default), ENOSPC, EDQUOT or EROFS.
  * A failed call does nothing and returns -1 with that errno.  Calls are
- * counted per class (a call counts for its class and for "any").  Every
+ * counted per class (a call counts for its class and for "any").  With
+ * IO_SHIM_ARM=FILE calls are counted (and fail) only once FILE exists,
+ * so a client can start the count after the server's start-up.  Every
  * injected fault is reported on stderr as one line starting "io-shim:
  * fault", which the tests count.
  */
@@ -104,6 +106,8 @@ static struct rule rules[MAX_RULES];
 static unsigned nr_rules;
 static uint64_t counts[NR_CLASSES];
 static uint64_t rng_state = 1;
+static char *arm_file;
+static bool armed = true;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static bool initialized;
 
@@ -221,6 +225,10 @@ init (void)
     if (journal_fd == -1)
       die ("cannot open the journal %s: %m", s);
   }
+  if ((s = getenv ("IO_SHIM_ARM")) != NULL && *s) {
+    arm_file = strdup (s);
+    armed = false;
+  }
   if ((s = getenv ("IO_SHIM_SEED")) != NULL && *s)
     rng_state = strtoull (s, NULL, 0) | 1;
   if ((s = getenv ("IO_SHIM_FAULTS")) != NULL && *s) {
@@ -324,6 +332,11 @@ fault (enum op_class c, int file, const char *call, int fd)
 
   if (nr_rules == 0)
     return 0;
+  if (!__atomic_load_n (&armed, __ATOMIC_ACQUIRE)) {
+    if (access (arm_file, F_OK) == -1)
+      return 0;
+    __atomic_store_n (&armed, true, __ATOMIC_RELEASE);
+  }
   pthread_mutex_lock (&lock);
   n = ++counts[c];
   nany = ++counts[C_ANY];
@@ -405,9 +418,23 @@ openat64 (int dirfd, const char *path, int flags, ...)
   return opened (real_openat64 (dirfd, path, flags, mode), dirfd, path);
 }
 
-/* What _FORTIFY_SOURCE builds call. */
+/* What _FORTIFY_SOURCE builds call (nbdkit's file plugin: __openat_2). */
 int __open_2 (const char *path, int flags);
 int __open64_2 (const char *path, int flags);
+int __openat_2 (int dirfd, const char *path, int flags);
+int __openat64_2 (int dirfd, const char *path, int flags);
+
+int
+__openat_2 (int dirfd, const char *path, int flags)
+{
+  return openat (dirfd, path, flags);
+}
+
+int
+__openat64_2 (int dirfd, const char *path, int flags)
+{
+  return openat64 (dirfd, path, flags);
+}
 
 int
 __open_2 (const char *path, int flags)
