@@ -522,10 +522,9 @@ class Checker:
                 if rng.random() >= p_keep:
                     self.stats["volatile-dropped"] += 1
                     continue
-                if r.type == WRITE and r.length > SECTOR and \
-                   rng.random() < 0.3:
-                    first = r.offset // SECTOR
-                    last = (r.offset + r.length - 1) // SECTOR
+                first = r.offset // SECTOR
+                last = (r.offset + r.length - 1) // SECTOR
+                if r.type == WRITE and first < last and rng.random() < 0.3:
                     sectors = {s for s in range(first, last + 1)
                                if rng.random() < 0.5}
                     torn = True
