@@ -38,7 +38,7 @@ r = random.Random(int(sys.argv[1]))
 sys.stdout.buffer.write(r.randbytes(int(float(sys.argv[2]) * (1 << 20))))' \
         "$(power_cut_seed 100)" "${fill:-5}" >"$BATS_TEST_TMPDIR/fill.raw"
     truncate -s "${size:-8}M" "$BATS_TEST_TMPDIR/fill.raw"
-    (cd "$run" && qemu-img create -q "$@" "$name" "${size:-8}M") || return 1
+    (cd "$run" && qemu_img_create -q "$@" "$name" "${size:-8}M") || return 1
     # In the image's directory: QEMU opens a relative data file name
     # from the current directory.
     (cd "$run" && qemu-img convert -n -f raw "$BATS_TEST_TMPDIR/fill.raw" \
