@@ -606,7 +606,7 @@ def main():
     c.add_argument("--data-file", help="external data file name")
     c.add_argument("--scratch", required=True)
     c.add_argument("--seed", type=int, default=1)
-    c.add_argument("--cuts", type=int, default=180,
+    c.add_argument("--cuts", type=int, default=220,
                    help="random cut points (besides every flush)")
     c.add_argument("--lazy", action="store_true",
                    help="lazy refcounts: repair, as QEMU does on open")

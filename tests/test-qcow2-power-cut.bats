@@ -7,10 +7,12 @@
 # oracle).  POWER_CUT_SEED=N shifts the seeds; POWER_CUT_CUTS=N sets the
 # random cut points per image (besides every completed flush).
 #
-# Lazy refcounts: a cut leaves the image dirty with refcounts QEMU
-# rebuilds when it opens it, so the oracle there is `qemu-img check -r
-# all` repairing everything (exit 0 or 3), as QEMU's open would, and the
-# data checks after the repair.
+# Lazy refcounts: a cut leaves the image dirty, and the format promises
+# no more than refcounts QEMU rebuilds when it opens a dirty image; so
+# the oracle there is `qemu-img check -r all` repairing everything (exit
+# 0 or 3), as QEMU's open would, and the data checks after the repair.
+# (The engine keeps its refcount ordering for lazy images too: measured,
+# a plain `qemu-img check` finds every cut clean as well.)
 
 load "${FUNCTIONS_SH:-$BATS_TEST_DIRNAME/functions.sh}"
 
@@ -96,7 +98,7 @@ power_cut ()
         --journal "$journal" --ops-file "$BATS_TEST_TMPDIR/ops" \
         --initial "$BATS_TEST_TMPDIR/initial" --image "$name" \
         ${data:+--data-file "$data"} --scratch "$BATS_TEST_TMPDIR/cut" \
-        --seed "$seed" --cuts "${POWER_CUT_CUTS:-180}" "${check_args[@]}"
+        --seed "$seed" --cuts "${POWER_CUT_CUTS:-220}" "${check_args[@]}"
     echo "$output" >&3
     assert_success
 }
