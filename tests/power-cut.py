@@ -453,7 +453,21 @@ class Checker:
 
     # -- the model ----------------------------------------------------
 
+    def sanity(self):
+        """A journal without the server's writes and syncs of every file,
+        or without the client's marks, would make every check pass."""
+        for f, name in enumerate(self.names):
+            for t, what in ((WRITE, "write"), (SYNCED, "completed sync")):
+                if not any(r.type == t and r.file == f for r in self.recs):
+                    raise CheckFailed("the journal holds no %s of %s: is "
+                                      "the shim preloaded and tracking it?"
+                                      % (what, name))
+        if not any(r.type == MARK and r.file == M_FLUSHED
+                   for r in self.recs):
+            raise CheckFailed("the journal holds no flush of the client")
+
     def run(self):
+        self.sanity()
         rng = random.Random(self.args.seed)
         cuts = choose_cuts(self.recs, self.args.cuts, rng)
         # durable[f]: the file as of the journal prefix [0, applied[f])

@@ -143,3 +143,10 @@ power_cut ()
     make_initial img.qcow2 -f qcow2 -o data_file=data.raw
     power_cut "$(power_cut_seed 7)" img.qcow2 data.raw --
 }
+
+@test "power cut: internal snapshot (copy-on-write of shared clusters)" {
+    make_initial img.qcow2 -f qcow2
+    qemu-img snapshot -c snap1 "$BATS_TEST_TMPDIR/run/img.qcow2"
+    cp -a "$BATS_TEST_TMPDIR/run/." "$BATS_TEST_TMPDIR/initial/"
+    power_cut "$(power_cut_seed 8)" img.qcow2 --
+}
