@@ -16,7 +16,7 @@
 
 #include "internal.h"
 #include "qcow2.h"
-#include "test-random.h"
+#include "seeded-random.h"
 
 #define SIZE (6 * 1024 * 1024 + 4096 + 512)   /* not a cluster multiple */
 

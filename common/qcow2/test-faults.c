@@ -25,21 +25,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "byte-order.h"
 #include "internal.h"
 #include "io.h"
 #include "qcow2.h"
-#include "test-random.h"
+#include "seeded-random.h"
 
 #define SIZE (3 * 1024 * 1024)
 #define NR_OPS 48
+#define NR_GROW_OPS 4
 #define MAX_LEN (96 * 1024)
 #define PASSPHRASE "fault-test"
-/* What the image holds before the workload. */
+/* What the image holds before the workload: a run of bytes at every
+ * step (config.prefill long).
+ */
 #define PREFILL_STEP (SIZE / 16)
-#define PREFILL_LEN 4096
 #define PREFILL_BYTE 0x5a
 
 /* Calls of these kinds are counted, and one of them can fail. */
@@ -226,6 +230,13 @@ make_ops (struct op *ops, uint64_t seed, bool compress)
     else
       o->kind = OP_READ;
   }
+  /* At the end the image grows, whatever failed before. */
+  for (unsigned i = NR_OPS - NR_GROW_OPS; i < NR_OPS; i++) {
+    ops[i].kind = OP_WRITE;
+    ops[i].off = SIZE / 2 + (i - (NR_OPS - NR_GROW_OPS)) * MAX_LEN;
+    ops[i].len = MAX_LEN;
+    ops[i].flags = 0;
+  }
 }
 
 /* What the guest may see.  cur: as acknowledged (undef where a failed
@@ -285,7 +296,16 @@ struct config {
   bool compress;                /* some writes are QCOW2_COMPRESSED */
   bool data_file;
   unsigned points;              /* failure points per kind and errno */
+  uint64_t prefill;             /* 0 = 4 KiB */
+  bool grows_reftable;          /* checked: the workload grows it */
+  bool every_enospc_write;      /* every write fails once with ENOSPC */
 };
+
+static uint64_t
+prefill_len (const struct config *cf)
+{
+  return cf->prefill ? cf->prefill : 4096;
+}
 
 static char dir[64];
 static char pristine[4096], pristine_data[4096], image[4096], data[4096];
@@ -309,22 +329,26 @@ copy_file (const char *from, const char *to)
   close (out);
 }
 
-/* Run a command (no shell), output discarded; its exit status. */
+/* Run a command (no shell), output discarded; its exit status.
+ * posix_spawn, not fork: copying a sanitizer build's mappings for
+ * every one of a thousand qemu-img runs would cost minutes.
+ */
 static int
 run (char *const argv[])
 {
-  pid_t pid = fork ();
+  posix_spawn_file_actions_t fa;
+  pid_t pid;
   int status;
 
-  assert (pid >= 0);
-  if (pid == 0) {
-    int null = open ("/dev/null", O_WRONLY);
-    dup2 (null, 1);
-    dup2 (null, 2);
-    execvp (argv[0], argv);
-    _exit (127);
-  }
-  assert (waitpid (pid, &status, 0) == pid);
+  assert (posix_spawn_file_actions_init (&fa) == 0);
+  assert (posix_spawn_file_actions_addopen (&fa, 1, "/dev/null", O_WRONLY, 0)
+          == 0);
+  assert (posix_spawn_file_actions_adddup2 (&fa, 1, 2) == 0);
+  if (posix_spawnp (&pid, argv[0], &fa, NULL, argv, environ) != 0)
+    status = 127 << 8;
+  else
+    assert (waitpid (pid, &status, 0) == pid);
+  posix_spawn_file_actions_destroy (&fa);
   return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
 }
 
@@ -449,7 +473,7 @@ run_point (const struct config *cf, const struct op *ops, struct faults *f,
     copy_file (pristine_data, data);
   memset (m, 0, sizeof *m);
   for (uint64_t off = 0; off < SIZE; off += PREFILL_STEP)
-    memset (m->cur + off, PREFILL_BYTE, PREFILL_LEN);
+    memset (m->cur + off, PREFILL_BYTE, prefill_len (cf));
   model_durable (m);
   assert (qcow2_open (&o, &img) == 0);
   assert (qcow2_prepare_write (img) == 0);
@@ -533,16 +557,28 @@ prefill (const struct config *cf)
 {
   struct qcow2_options o = { .filename = pristine, .passphrase = PASSPHRASE };
   struct qcow2_image *img;
-  unsigned char buf[PREFILL_LEN];
+  unsigned char *buf = malloc (prefill_len (cf));
 
-  memset (buf, PREFILL_BYTE, sizeof buf);
+  assert (buf);
+  memset (buf, PREFILL_BYTE, prefill_len (cf));
   assert (qcow2_open (&o, &img) == 0);
   assert (qcow2_prepare_write (img) == 0);
   for (uint64_t off = 0; off < SIZE; off += PREFILL_STEP)
-    assert (qcow2_pwrite (img, buf, sizeof buf, off,
-                          cf->compress && off % (2 * PREFILL_STEP)
-                          ? QCOW2_COMPRESSED : 0) == 0);
+    assert (qcow2_pwrite (img, buf, prefill_len (cf), off, 0) == 0);
   assert (qcow2_close (img) == 0);
+  free (buf);
+}
+
+/* The header's refcount_table_clusters. */
+static uint32_t
+reftable_clusters (const char *file)
+{
+  unsigned char b[4];
+  int fd = open (file, O_RDONLY);
+
+  assert (fd >= 0 && pread (fd, b, 4, 56) == 4);
+  close (fd);
+  return load_be32 (b);
 }
 
 static void
@@ -575,6 +611,8 @@ run_config (const struct config *cf, uint64_t seed)
 
   /* Count the calls of a run without faults. */
   run_point (cf, ops, &count, &m, scratch);
+  if (cf->grows_reftable)
+    assert (reftable_clusters (image) > reftable_clusters (pristine));
   for (enum kind k = 0; k < NR_KINDS; k++)
     for (unsigned e = 0; e < 2; e++) {
       uint64_t n = count.calls[k];
@@ -583,9 +621,15 @@ run_config (const struct config *cf, uint64_t seed)
       if (k == K_READ && errs[e] == ENOSPC)
         continue;
       rng = seed * 1000 + k * 16 + e + 1;
+      bool every = cf->every_enospc_write && k == K_WRITE &&
+        errs[e] == ENOSPC;
+
+      if (every)
+        points = n;
       for (unsigned p = 0; p < points; p++) {
         /* The first and the last call, then spread at random. */
-        uint64_t nth = p == 0 ? 1 : p == 1 ? n : 1 + random_below (n);
+        uint64_t nth = every ? p + 1 : p == 0 ? 1 : p == 1 ? n
+          : 1 + random_below (n);
         struct faults f = { .kind = k, .nth = nth, .err = errs[e] };
 
         run_point (cf, ops, &f, &m, scratch);
@@ -611,19 +655,28 @@ int
 main (void)
 {
   static const struct config configs[] = {
-    /* Small clusters, 64-bit refcounts: the refcount table grows. */
-    { "512 B clusters, 64-bit refcounts",
-      { .cluster_size = 512, .refcount_bits = 64 }, true, false, 24 },
-    { "4 KiB clusters, v2", { .cluster_size = 4096, .version = 2 },
-      true, false, 12 },
-    { "lazy refcounts", { .cluster_size = 4096, .lazy_refcounts = true },
-      true, false, 12 },
-    { "extended L2", { .cluster_size = 16384, .extended_l2 = true },
-      true, false, 12 },
-    { "external data file", { .cluster_size = 4096 }, false, true, 12 },
-    { "LUKS encrypted", { .cluster_size = 4096,
-        .encrypt = QCOW2_ENCRYPT_LUKS, .encrypt_iter_time = 10 },
-      false, false, 6 },
+    /* Small clusters, 64-bit refcounts, the file near the 2 MiB one
+     * refcount table cluster covers: the workload grows the table.
+     */
+    { .name = "512 B clusters, 64-bit refcounts",
+      .c = { .cluster_size = 512, .refcount_bits = 64 },
+      .compress = true, .points = 24, .prefill = 121 * 1024,
+      .grows_reftable = true, .every_enospc_write = true },
+    { .name = "4 KiB clusters, v2",
+      .c = { .cluster_size = 4096, .version = 2 },
+      .compress = true, .points = 12 },
+    { .name = "lazy refcounts",
+      .c = { .cluster_size = 4096, .lazy_refcounts = true },
+      .compress = true, .points = 12 },
+    { .name = "extended L2",
+      .c = { .cluster_size = 16384, .extended_l2 = true },
+      .compress = true, .points = 12 },
+    { .name = "external data file", .c = { .cluster_size = 4096 },
+      .data_file = true, .points = 12 },
+    { .name = "LUKS encrypted",
+      .c = { .cluster_size = 4096, .encrypt = QCOW2_ENCRYPT_LUKS,
+             .encrypt_iter_time = 10 },
+      .points = 6 },
   };
   char *version[] = { "qemu-img", "--version", NULL };
 

@@ -70,8 +70,9 @@ write_error_check (struct qcow2_image *img)
     diag_error ("%s: the image was found corrupt: writes and flushes fail",
                 img->filename);
   else
-    diag_error ("%s: an earlier write to the image failed (%s): writes "
-                "and flushes fail", img->filename, strerror (w->error));
+    diag_error ("%s: an earlier failure (%s) may have lost written "
+                "data: writes and flushes fail", img->filename,
+                strerror (w->error));
   errno = w->error;
   return -1;
 }
