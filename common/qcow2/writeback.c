@@ -89,9 +89,15 @@ checkpoint_steps (struct qcow2_image *img)
    */
   if (img->data != img->file && io_flush (img->data) == -1)
     return -1;
+  /* A new L2 table is on disk before the L1 entry that points at it:
+   * else a cut between the two leaves the entry pointing at a table of
+   * zeroes (a copy-on-write of a table shared with a snapshot then
+   * loses the whole range), or at a reused cluster's old bytes.
+   */
   if (refcount_writeback (img) == -1 ||
       io_flush (img->file) == -1 ||
       meta_cache_writeback (img->l2_cache, img->file) == -1 ||
+      (img->w->l1_dirty && io_flush (img->file) == -1) ||
       write_l1 (img) == -1 ||
       io_flush (img->file) == -1)
     return -1;
