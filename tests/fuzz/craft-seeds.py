@@ -147,6 +147,7 @@ SEEDS = {
     "data-is-header": points_to(lambda img: 0),
     "data-is-l1": points_to(lambda img: img.l1),
     "data-is-l2": points_to(lambda img: img.l2_table(0)),
+    "data-is-other-l2": points_to(lambda img: img.l2_table(1)),
     "data-is-refblock": points_to(rb0),
     "data-is-reftable": points_to(lambda img: img.reftable),
     "data-is-snapshot-table": points_to(lambda img: img.snapshots),
