@@ -15,20 +15,11 @@ load "${FUNCTIONS_SH:-$BATS_TEST_DIRNAME/functions.sh}"
 make_hostile ()
 {
     T=$BATS_TEST_TMPDIR
-    qemu-img create -q -f qcow2 -o cluster_size=4096 "$T/good" 4M
-    qemu-io -f qcow2 -c "write -P 0x31 0 12k" -c "write -P 0x32 2M 4k" \
-        "$T/good" >/dev/null
-    qemu-img snapshot -c one "$T/good"
-    qemu-io -f qcow2 -c "write -P 0x33 4k 4k" "$T/good" >/dev/null
-    /usr/bin/python3 "$TESTS_SRCDIR/fuzz/craft-seeds.py" "$T/good" "$T/bad" \
-        >/dev/null
+    local craft=$TESTS_SRCDIR/fuzz/craft-seeds.py
+    /usr/bin/python3 "$craft" --good "$T/good"
+    /usr/bin/python3 "$craft" "$T/good" "$T/bad" >/dev/null
     cp "$T/bad/rc-$1.qcow2" "$T/img"
-    host=$(/usr/bin/python3 -c '
-import struct, sys
-d = open(sys.argv[1], "rb").read()
-l1 = struct.unpack_from(">Q", d, 40)[0]
-l2 = struct.unpack_from(">Q", d, l1)[0] & 0x00fffffffffffe00
-print(struct.unpack_from(">Q", d, l2)[0] & 0x00fffffffffffe00)' "$T/img")
+    host=$(/usr/bin/python3 "$craft" --host-of-guest0 "$T/img")
     dd if="$T/img" of="$T/before" bs=4096 skip=$((host / 4096)) count=1 \
         status=none
 }
