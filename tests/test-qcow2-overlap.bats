@@ -88,3 +88,44 @@ h.flush()'
     run cmp "$T/rb-before" "$T/rb-after"
     assert_success
 }
+
+# The encryption header is metadata too (repair counts it).  Its length
+# is the image's to choose and not bounded by the format: here 1 TiB, in
+# a sparse file of 1 TiB, over the guest's data cluster.  The index
+# takes at most 64 MiB of it (man page, CORRUPT IMAGES), so the image
+# opens for writing at once, and the write there is still refused.
+@test "overlap: an in-place write onto the encryption header area is refused; a huge one costs nothing" {
+    requires qemu-img qemu-io nbdsh
+    T=$BATS_TEST_TMPDIR
+    qemu-img create -q -f qcow2 -o cluster_size=4096 "$T/img" 4M
+    qemu-io -f qcow2 -c "write -P 0x31 0 64k" "$T/img" >/dev/null
+    host=$(/usr/bin/python3 "$TESTS_SRCDIR/fuzz/craft-seeds.py" \
+        --host-of-guest0 "$T/img")
+    # A header extension (qcow2.txt "Header extensions") in front of the
+    # others: magic, length 16, offset, length.
+    /usr/bin/python3 - "$T/img" "$host" <<'PY'
+import struct, sys
+path, host = sys.argv[1], int(sys.argv[2])
+with open(path, "r+b") as f:
+    d = bytearray(f.read(4096))
+    start = struct.unpack_from(">I", d, 100)[0]      # header_length
+    ext = struct.pack(">II", 0x0537BE77, 16) + struct.pack(">QQ", host, 1 << 40)
+    d[start:4096] = (ext + bytes(d[start:4096]))[:4096 - start]
+    f.seek(0)
+    f.write(d)
+    f.truncate(1 << 40)
+PY
+    dd if="$T/img" of="$T/before" bs=4096 skip=$((host / 4096)) count=1 \
+        status=none
+    start_nbdkit "$QCOW2_PLUGIN" file="$T/img"
+    run timeout 20 nbdsh -u "$uri" -c 'h.pwrite(b"\xa5" * 4096, 0)'
+    assert_failure
+    assert_output --partial "Input/output error"
+    stop_server "$nbdkit_pid"
+    run cat "$nbdkit_log"
+    assert_output --regexp "corrupt: write to 0x[0-9a-f]+ would overlap the encryption header at"
+    dd if="$T/img" of="$T/after" bs=4096 skip=$((host / 4096)) count=1 \
+        status=none
+    run cmp "$T/before" "$T/after"
+    assert_success
+}
