@@ -24,14 +24,16 @@ make_hostile ()
         status=none
 }
 
-# write_at_0_is_refused WHAT: a 4 KiB write at guest offset 0 (after a
-# read that caches the L2 table of the second L1 entry), then a flush:
-# the write fails with EIO, the server names WHAT, the image is marked
-# corrupt and the cluster at $host is what it was.
+# write_at_0_is_refused WHAT [bit]: a 4 KiB write at guest offset 0
+# (after a read that caches the L2 table of the second L1 entry), then a
+# flush: the write fails with EIO, the server names WHAT, the image is
+# marked corrupt (as qemu-img info says, or with "bit", for an image
+# QEMU will not open, as the header's incompatible bit 1 says) and the
+# cluster at $host is what it was.
 write_at_0_is_refused ()
 {
     start_nbdkit "$QCOW2_PLUGIN" file="$T/img"
-    run nbdsh -u "$uri" -c 'h.pread(4096, 2 << 20)' \
+    run timeout 60 nbdsh -u "$uri" -c 'h.pread(4096, 2 << 20)' \
         -c 'h.pwrite(b"\xa5" * 4096, 0, nbd.CMD_FLAG_FUA)'
     assert_failure
     assert_output --partial "Input/output error"
@@ -44,8 +46,13 @@ write_at_0_is_refused ()
         status=none
     run cmp "$T/before" "$T/after"
     assert_success
-    run qemu-img info --output=json "$T/img"
-    assert_output --partial '"corrupt": true'
+    if test "${2:-}" = bit; then
+        run od -An -tx1 -j79 -N1 "$T/img"
+        assert_output " 02"
+    else
+        run qemu-img info --output=json "$T/img"
+        assert_output --partial '"corrupt": true'
+    fi
 }
 
 @test "overlap: an in-place write onto a refcount block is refused" {
@@ -117,15 +124,5 @@ with open(path, "r+b") as f:
 PY
     dd if="$T/img" of="$T/before" bs=4096 skip=$((host / 4096)) count=1 \
         status=none
-    start_nbdkit "$QCOW2_PLUGIN" file="$T/img"
-    run timeout 20 nbdsh -u "$uri" -c 'h.pwrite(b"\xa5" * 4096, 0)'
-    assert_failure
-    assert_output --partial "Input/output error"
-    stop_server "$nbdkit_pid"
-    run cat "$nbdkit_log"
-    assert_output --regexp "corrupt: write to 0x[0-9a-f]+ would overlap the encryption header at"
-    dd if="$T/img" of="$T/after" bs=4096 skip=$((host / 4096)) count=1 \
-        status=none
-    run cmp "$T/before" "$T/after"
-    assert_success
+    write_at_0_is_refused "encryption header" bit
 }
