@@ -64,9 +64,12 @@ serve ()
     start ours
 }
 
-# finish: stop it, and the image must be clean.
+# finish: cpu = the server's CPU seconds (user + system, steadier than
+# wall time on a busy machine); stop it, and the image must be clean.
 finish ()
 {
+    cpu=$(awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' \
+        "/proc/$server_pid/stat")
     stop
     qemu-img check -q "$img"
 }
@@ -133,8 +136,9 @@ for ((r = 1; r <= rounds; r++)); do
             "$1" "$b" "${2:-}"
             res[$b:$w]+="$result "
             res[$b:$w:flush]+="$flush "
-            printf 'round %d  %-40s %-12s %8.3f s  (then flush %.3f s)\n' \
-                "$r" "$b" "$w" "$result" "$flush"
+            res[$b:$w:cpu]+="$cpu "
+            printf 'round %d  %-32s %-12s %8.3f s  (then flush %.3f s; server CPU %.3f s)\n' \
+                "$r" "$b" "$w" "$result" "$flush" "$cpu"
         done
     done
 done
@@ -151,4 +155,12 @@ for b in "${builds[@]}"; do
             "$(median <<<"${res[$b:$w:flush]}")"
     done
     printf ' %8.3f\n' "$(median <<<"${res[$b:copy]}")"
+done
+echo "the server's CPU seconds, from start to before the stop (open, writes, flush):"
+for b in "${builds[@]}"; do
+    printf '  %-32s' "$b"
+    for w in "alloc 1G" "alloc 2047T" inplace copy; do
+        printf ' %15.3f' "$(median <<<"${res[$b:$w:cpu]}")"
+    done
+    echo
 done
