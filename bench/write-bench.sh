@@ -78,41 +78,9 @@ cleanup ()
 }
 trap cleanup EXIT
 
-# start SERVER: serve $img read-write on $tmp/SERVER.sock; sets uri.
-start ()
-{
-    local s=$1 i
-    rm -f "$tmp/$s.sock" "$tmp/$s.pid"
-    case "$s" in
-    ours)
-        nbdkit -f -U "$tmp/$s.sock" --pidfile "$tmp/$s.pid" \
-            "$plugin" file="$img" >"$tmp/$s.log" 2>&1 &
-        ;;
-    qemu)
-        qemu-nbd --shared=0 -f qcow2 --persistent -k "$tmp/$s.sock" \
-            --pid-file="$tmp/$s.pid" "$img" >"$tmp/$s.log" 2>&1 &
-        ;;
-    esac
-    server_pid=$!
-    for ((i = 0; i < 100; i++)); do
-        test -S "$tmp/$s.sock" && test -s "$tmp/$s.pid" && break
-        sleep 0.1
-    done
-    test -s "$tmp/$s.pid" || { cat "$tmp/$s.log" >&2; exit 1; }
-    uri="nbd+unix:///?socket=$tmp/$s.sock"
-}
-
-# stop: SIGTERM, and the server must exit cleanly.
-stop ()
-{
-    kill "$server_pid"
-    if ! wait "$server_pid"; then
-        echo "$0: the server failed:" >&2
-        cat "$tmp"/*.log >&2
-        exit 1
-    fi
-    server_pid=
-}
+# start SERVER (ours, qemu) and stop.
+# shellcheck source=bench/servers.sh
+. "$here/servers.sh"
 
 seconds_since () { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }'; }
 

@@ -114,7 +114,9 @@ refcount_init (struct qcow2_image *img)
   w->refblock_cache = meta_cache_create (img->cluster_size, REFBLOCK_CACHE_SIZE);
   if (w->refblock_cache == NULL)
     return -1;
-  return load_reftable (img);
+  if (load_reftable (img) == -1)
+    return -1;
+  return overlap_index_build (img);
 }
 
 void
@@ -122,6 +124,7 @@ refcount_fini (struct qcow2_image *img)
 {
   struct write_state *w = img->w;
 
+  overlap_index_free (img);
   meta_cache_destroy (w->refblock_cache);
   free (w->reftable);
   free (w->pending);
@@ -188,8 +191,10 @@ grow_reftable (struct qcow2_image *img, uint64_t needed)
   /* Space first: if it cannot be had, the old table stays in use. */
   t = reserve_at_end (img, k);
   if (claim_metadata_space (img, t << img->cluster_bits,
-                            k << img->cluster_bits) == -1)
+                            k << img->cluster_bits) == -1 ||
+      overlap_add (img, t << img->cluster_bits, k << img->cluster_bits) == -1)
     return -1;
+  overlap_remove (img, old_offset, old_entries * 8);
   w->reftable_entries = new_entries;
   w->reftable_offset = t << img->cluster_bits;
   w->reftable_moved = w->reftable_dirty = true;
@@ -221,6 +226,7 @@ ensure_block (struct qcow2_image *img, uint64_t b)
   home = reserve_at_end (img, 1);
   if (claim_metadata_space (img, home << img->cluster_bits,
                             img->cluster_size) == -1 ||
+      overlap_add (img, home << img->cluster_bits, img->cluster_size) == -1 ||
       meta_cache_get_new (w->refblock_cache, home << img->cluster_bits, &t) == -1)
     return -1;
   meta_cache_put (w->refblock_cache, t);

@@ -96,81 +96,35 @@ count_l2_table (struct qcow2_image *img, struct counts *c, uint64_t l2_offset)
   return r;
 }
 
-/* An L1 table in host byte order. */
+/* One metadata range (metadata.c), once for each reference to it; an
+ * L2 table also counts the clusters its entries use.
+ */
 static int
-count_l1 (struct qcow2_image *img, struct counts *c, const uint64_t *l1,
-          uint32_t l1_size)
+count_metadata (struct qcow2_image *img, enum metadata_kind kind,
+                uint64_t offset, uint64_t bytes, void *opaque)
 {
-  for (uint32_t i = 0; i < l1_size; i++) {
-    uint64_t l2 = l1[i] & L1E_OFFSET_MASK;
+  struct counts *c = opaque;
 
-    if (l2 == 0)
-      continue;
-    if (!IS_ALIGNED (l2, img->cluster_size))
+  switch (kind) {
+  case MD_ACTIVE_L2:
+  case MD_INACTIVE_L2:
+    if (!IS_ALIGNED (offset, img->cluster_size))
       return image_corrupt (img, "L2 table offset %#" PRIx64 " is not aligned",
-                            l2);
-    if (count_range (img, c, l2, img->cluster_size) == -1 ||
-        spend (img, c, l2_entries_per_table (img)) == -1 ||
-        count_l2_table (img, c, l2) == -1)
+                            offset);
+    if (count_range (img, c, offset, bytes) == -1 ||
+        spend (img, c, l2_entries_per_table (img)) == -1)
       return -1;
+    return count_l2_table (img, c, offset);
+  case MD_INACTIVE_L1:
+    /* Its L2 tables are read next: snapshots share clusters, and each
+     * path from an L1 table counts.
+     */
+    if (spend (img, c, bytes / 8) == -1)
+      return -1;
+    return count_range (img, c, offset, bytes);
+  default:
+    return count_range (img, c, offset, bytes);
   }
-  return 0;
-}
-
-static int
-count_snapshot (struct qcow2_image *img, struct counts *c,
-                const struct snapshot_l1 *sn)
-{
-  uint64_t bytes = (uint64_t) sn->size * 8;
-  uint64_t *l1;
-  int r;
-
-  if (sn->size == 0)
-    return 0;
-  if (spend (img, c, sn->size) == -1)
-    return -1;
-  l1 = malloc (bytes);
-  if (l1 == NULL) {
-    diag_error ("malloc: %m");
-    return -1;
-  }
-  r = io_pread (img->file, l1, bytes, sn->offset);
-  for (uint32_t i = 0; r == 0 && i < sn->size; i++)
-    l1[i] = load_be64 (&l1[i]);
-  if (r == 0)
-    r = count_range (img, c, sn->offset, bytes);
-  if (r == 0)
-    r = count_l1 (img, c, l1, sn->size);
-  free (l1);
-  return r;
-}
-
-static int
-count_everything (struct qcow2_image *img, struct counts *c)
-{
-  const struct write_state *w = img->w;
-
-  if (count_range (img, c, 0, img->cluster_size) == -1 ||
-      count_range (img, c, img->hdr.l1_table_offset,
-                   (uint64_t) img->l1_size * 8) == -1 ||
-      count_l1 (img, c, img->l1, img->l1_size) == -1 ||
-      count_range (img, c, w->reftable_offset, w->reftable_entries * 8) == -1)
-    return -1;
-  for (uint64_t i = 0; i < w->reftable_entries; i++)
-    if (w->reftable[i] &&
-        count_range (img, c, w->reftable[i], img->cluster_size) == -1)
-      return -1;
-  /* Snapshots share clusters: each path from an L1 table counts. */
-  if (count_range (img, c, img->hdr.snapshots_offset,
-                   img->snapshot_table_bytes) == -1)
-    return -1;
-  for (uint32_t i = 0; i < img->hdr.nb_snapshots; i++)
-    if (count_snapshot (img, c, &img->snapshot_l1s[i]) == -1)
-      return -1;
-  if (img->hdr.crypto_offset &&
-      count_range (img, c, img->hdr.crypto_offset, img->hdr.crypto_length) == -1)
-    return -1;
-  return 0;
 }
 
 int
@@ -188,7 +142,7 @@ refcount_rebuild (struct qcow2_image *img)
     diag_error ("calloc: %m");
     return -1;
   }
-  if (count_everything (img, &c) == -1)
+  if (metadata_for_each (img, MD_ALL, count_metadata, &c) == -1)
     goto out;
 
   /* New refcount blocks land past end_cluster, outside this loop, and

@@ -52,6 +52,9 @@ struct write_state {
    */
   uint64_t compressed_next;
 
+  /* The host clusters that hold metadata (overlap.c). */
+  struct overlap_index *overlap;
+
   bool set_dirty_bit;           /* we set INCOMPAT_DIRTY (lazy refcounts) */
   bool corrupt;                 /* corruption found (sets error too) */
 
@@ -148,6 +151,47 @@ extern int data_write_failed (struct qcow2_image *img);
 /* Fail (-1, errno) once an error is latched. */
 extern int write_error_check (struct qcow2_image *img);
 
+/* metadata.c: every range of the file that holds metadata, in QEMU's
+ * overlap-check categories.  fn is called once for each reference (a
+ * table named twice is reported twice); a non-zero return stops the
+ * walk and is returned.
+ */
+enum metadata_kind {
+  MD_HEADER,                    /* cluster 0: header and extensions */
+  MD_ACTIVE_L1,
+  MD_ACTIVE_L2,
+  MD_REFTABLE,
+  MD_REFBLOCK,
+  MD_SNAPSHOT_TABLE,
+  MD_INACTIVE_L1,               /* snapshots' */
+  MD_INACTIVE_L2,               /* read from the file */
+  MD_CRYPTO_HEADER,
+};
+#define MD_BIT(kind) (1u << (kind))
+#define MD_ALL       ((MD_BIT (MD_CRYPTO_HEADER) << 1) - 1)
+/* QEMU's default overlap-check=cached: all but what must be read. */
+#define MD_CACHED    (MD_ALL & ~MD_BIT (MD_INACTIVE_L2))
+typedef int (*metadata_fn) (struct qcow2_image *img, enum metadata_kind kind,
+                            uint64_t offset, uint64_t bytes, void *opaque);
+extern int metadata_for_each (struct qcow2_image *img, unsigned kinds,
+                              metadata_fn fn, void *opaque);
+extern const char *metadata_kind_name (enum metadata_kind kind);
+
+/* overlap.c: the index of metadata clusters, filled by refcount_init,
+ * and the check every in-place write, allocation and release passes
+ * (a hit marks the image corrupt).  overlap_add / overlap_remove count
+ * one reference more or less to each cluster of a range, as tables are
+ * allocated, moved and dropped.
+ */
+extern int overlap_index_build (struct qcow2_image *img);
+extern void overlap_index_free (struct qcow2_image *img);
+extern int overlap_add (struct qcow2_image *img, uint64_t offset,
+                        uint64_t bytes);
+extern void overlap_remove (struct qcow2_image *img, uint64_t offset,
+                            uint64_t bytes);
+extern int check_no_overlap (struct qcow2_image *img, uint64_t offset,
+                             uint64_t bytes);
+
 /* repair.c: rebuild every refcount from the metadata (a dirty image). */
 extern int refcount_rebuild (struct qcow2_image *img);
 
@@ -160,14 +204,6 @@ extern int checkpoint_if_needed (struct qcow2_image *img);
 /* Mark the image corrupt on disk and refuse further writes. */
 extern int write_corrupt (struct qcow2_image *img, const char *fs, ...)
   __attribute__ ((format (printf, 2, 3)));
-/* Every new allocation is checked against the metadata. */
-extern int check_no_overlap (struct qcow2_image *img, uint64_t offset,
-                             uint64_t bytes);
-/* The same against the header, L1, refcount and snapshot tables only
- * (cheap: for every in-place write).
- */
-extern int check_no_fixed_overlap (struct qcow2_image *img, uint64_t offset,
-                                   uint64_t bytes);
 extern int claim_metadata_space (struct qcow2_image *img, uint64_t offset,
                                  uint64_t bytes);
 extern int header_write_u64 (struct qcow2_image *img, unsigned field,

@@ -123,6 +123,7 @@ l2_for_write (struct qcow2_image *img, uint64_t l1_index,
   new = refcount_alloc (img, 1);
   if (new == -1 ||
       claim_metadata_space (img, new, img->cluster_size) == -1 ||
+      overlap_add (img, new, img->cluster_size) == -1 ||
       meta_cache_get_new (img->l2_cache, new, t) == -1) {
     if (src)
       meta_cache_put (img->l2_cache, src);
@@ -134,6 +135,8 @@ l2_for_write (struct qcow2_image *img, uint64_t l1_index,
     if (refcount_release (img, old, img->cluster_size) == -1)
       return -1;
   }
+  if (old)
+    overlap_remove (img, old, img->cluster_size);
   img->l1[l1_index] = (uint64_t) new | ENTRY_COPIED;
   w->l1_dirty = true;
   return 0;
@@ -242,24 +245,14 @@ plan_run (struct qcow2_image *img, uint64_t offset, uint64_t count,
   r->length = MIN (end, (cluster + r->nr_clusters) << img->cluster_bits) - offset;
 
   /* In-place writes go wherever the L2 entries say, and a hostile image
-   * can point them (COPIED, refcount 1) at its own metadata, as QEMU's
-   * check of every write would find.  The header, L1, refcount and
-   * snapshot tables and this L2 table cost nothing to check; the other
-   * L2 tables and refcount blocks are left to allocations (a scan of
-   * them per write would cost more than the write).
+   * can point them (COPIED, refcount 1) at its own metadata, which the
+   * next write-back of a cached table would then overwrite: checked
+   * against all of it, as QEMU checks every write (overlap.c).
    */
-  if (r->class != FRESH && img->data == img->file) {
-    uint64_t first = r->class == DIRECT ? ROUND_DOWN (r->host, cs) : d.host;
-    uint64_t bytes = r->nr_clusters * cs;
-
-    if (check_no_fixed_overlap (img, first, bytes) == -1)
-      goto err;
-    if (first <= r->l2->offset && r->l2->offset < first + bytes) {
-      write_corrupt (img, "data cluster at %#" PRIx64 " for guest offset %#"
-                     PRIx64 " is its own L2 table", r->l2->offset, offset);
-      goto err;
-    }
-  }
+  if (r->class != FRESH && img->data == img->file &&
+      check_no_overlap (img, r->class == DIRECT ? ROUND_DOWN (r->host, cs)
+                        : d.host, r->nr_clusters * cs) == -1)
+    goto err;
 
   if (r->class == DIRECT) {
     meta_cache_put (img->l2_cache, r->l2);

@@ -1,5 +1,5 @@
-/* Making metadata durable in crash-safe order, guarding metadata
- * against overwrites, and the per-image write set-up and tear-down.
+/* Making metadata durable in crash-safe order, and the per-image write
+ * set-up and tear-down.
  *
  * The ordering rules (QEMU's, see qcow2-facts "Copy-on-write and crash
  * safety"): refcount increments reach the disk before the L2/L1 entries
@@ -150,75 +150,6 @@ write_corrupt (struct qcow2_image *img, const char *fs, ...)
   }
   errno = EIO;
   return -1;
-}
-
-static bool
-overlaps (uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
-{
-  return a < b + blen && b < a + alen;
-}
-
-/* QEMU's "overlap check": a cluster about to hold data or new metadata
- * must not be one the image already uses for metadata.  A hit means the
- * refcounts lie: the image is corrupt.
- *
- * This first part covers the metadata whose place the header and the
- * snapshot table give, at a cost that does not grow with the image, so
- * that every in-place guest write can afford it (write.c).
- */
-int
-check_no_fixed_overlap (struct qcow2_image *img, uint64_t offset,
-                        uint64_t bytes)
-{
-  const struct write_state *w = img->w;
-  const uint64_t cs = img->cluster_size;
-
-  if (overlaps (offset, bytes, 0, cs))
-    return write_corrupt (img, "write to %#" PRIx64 " would overlap the "
-                          "header", offset);
-  if (overlaps (offset, bytes, img->hdr.l1_table_offset,
-                (uint64_t) img->l1_size * 8))
-    return write_corrupt (img, "write to %#" PRIx64 " would overlap the "
-                          "L1 table", offset);
-  if (overlaps (offset, bytes, w->reftable_offset, w->reftable_entries * 8))
-    return write_corrupt (img, "write to %#" PRIx64 " would overlap the "
-                          "refcount table", offset);
-  if (overlaps (offset, bytes, img->hdr.snapshots_offset,
-                img->snapshot_table_bytes))
-    return write_corrupt (img, "write to %#" PRIx64 " would overlap the "
-                          "snapshot table", offset);
-  for (uint32_t i = 0; i < img->hdr.nb_snapshots; i++)
-    if (overlaps (offset, bytes, img->snapshot_l1s[i].offset,
-                  (uint64_t) img->snapshot_l1s[i].size * 8))
-      return write_corrupt (img, "write to %#" PRIx64 " would overlap the "
-                            "L1 table of snapshot %" PRIu32, offset, i);
-  return 0;
-}
-
-/* New allocations are also checked against every L2 table and refcount
- * block.
- */
-int
-check_no_overlap (struct qcow2_image *img, uint64_t offset, uint64_t bytes)
-{
-  const struct write_state *w = img->w;
-  const uint64_t cs = img->cluster_size;
-
-  if (check_no_fixed_overlap (img, offset, bytes) == -1)
-    return -1;
-  for (uint32_t i = 0; i < img->l1_size; i++) {
-    uint64_t l2 = img->l1[i] & L1E_OFFSET_MASK;
-    if (l2 && overlaps (offset, bytes, l2, cs))
-      return write_corrupt (img, "write to %#" PRIx64 " would overlap the "
-                            "L2 table at %#" PRIx64, offset, l2);
-  }
-  for (uint64_t i = 0; i < w->reftable_entries; i++) {
-    uint64_t rb = w->reftable[i];
-    if (rb && overlaps (offset, bytes, rb, cs))
-      return write_corrupt (img, "write to %#" PRIx64 " would overlap the "
-                            "refcount block at %#" PRIx64, offset, rb);
-  }
-  return 0;
 }
 
 /* The header changes a writer must make before its first write. */

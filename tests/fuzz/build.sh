@@ -61,7 +61,7 @@ cflags="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
         -I$top/common/codec -I$top/common/qcow2 -I$top/common/luks -I$here
         $(pkg-config --cflags $pkgs)"
 
-# Compile everything once (in parallel), link both targets.
+# Compile everything once (JOBS at a time), link both targets.
 objs=()
 pids=()
 for src in "${srcs[@]}" "$here/fuzz-qcow2.c"; do
@@ -69,6 +69,10 @@ for src in "${srcs[@]}" "$here/fuzz-qcow2.c"; do
     mkdir -p "$out/obj"
     # shellcheck disable=SC2086
     $CC $cflags -c "$src" -o "$obj" & pids+=($!)
+    # At most JOBS compilers at once (default 2: shared machines).
+    if test "${#pids[@]}" -ge "${JOBS:-2}"; then
+        wait "${pids[0]}"; pids=("${pids[@]:1}")
+    fi
     if test "$src" != "$here/fuzz-qcow2.c"; then objs+=("$obj"); fi
 done
 for pid in "${pids[@]}"; do wait "$pid"; done

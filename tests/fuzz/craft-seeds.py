@@ -4,14 +4,19 @@
 # the overlap check and refcount repair meet what they must refuse.
 #
 #   craft-seeds.py GOOD OUTDIR
+#   craft-seeds.py --good GOOD         make GOOD with qemu-img
+#   craft-seeds.py --host-of-guest0 IMAGE
 #
 # GOOD: version 3, 4 KiB clusters, 16-bit refcounts, two L1 entries in
 # use (data below and above 2 MiB) and at least one internal snapshot
-# (make-seeds.sh makes it).  Writes OUTDIR/rc-*.qcow2 and prints names.
-# Offsets are those of qcow2.txt; everything is big-endian.
+# (make-seeds.sh makes it; --good makes one the same way).  Writes
+# OUTDIR/rc-*.qcow2 and prints names.  --host-of-guest0 prints where the
+# L2 entry of guest cluster 0 points (for the tests to check what is
+# there).  Offsets are those of qcow2.txt; everything is big-endian.
 
 import os
 import struct
+import subprocess
 import sys
 
 OFFSET_MASK = 0x00FFFFFFFFFFFE00
@@ -147,6 +152,7 @@ SEEDS = {
     "data-is-header": points_to(lambda img: 0),
     "data-is-l1": points_to(lambda img: img.l1),
     "data-is-l2": points_to(lambda img: img.l2_table(0)),
+    "data-is-other-l2": points_to(lambda img: img.l2_table(1)),
     "data-is-refblock": points_to(rb0),
     "data-is-reftable": points_to(lambda img: img.reftable),
     "data-is-snapshot-table": points_to(lambda img: img.snapshots),
@@ -156,7 +162,25 @@ SEEDS = {
 }
 
 
+def make_good(path):
+    def run(*args):
+        subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+    run("qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=4096",
+        path, "4M")
+    run("qemu-io", "-f", "qcow2", "-c", "write -P 0x31 0 12k",
+        "-c", "write -P 0x32 2M 4k", path)
+    run("qemu-img", "snapshot", "-c", "one", path)
+    run("qemu-io", "-f", "qcow2", "-c", "write -P 0x33 4k 4k", path)
+
+
 def main():
+    if sys.argv[1] == "--good":
+        make_good(sys.argv[2])
+        return
+    if sys.argv[1] == "--host-of-guest0":
+        img = Image(sys.argv[2])
+        print(img.u64(img.l2_entry_off(0, 0)) & OFFSET_MASK)
+        return
     good, outdir = sys.argv[1], sys.argv[2]
     os.makedirs(outdir, exist_ok=True)
     for name, spoil in SEEDS.items():

@@ -7,7 +7,7 @@
 # (corpus-MODE/, seeded by make-seeds.sh on the first run), the
 # findings (artifacts-MODE/crash-*, timeout-*, leak-*, oom-*) and the
 # per-job logs.  The fuzzers are built by build.sh into WORKDIR/build
-# when missing.  A finding, once fixed, goes minimised into
+# when missing.  JOBS=N runs N fuzzing jobs (default 2, one a core).  A finding, once fixed, goes minimised into
 # regressions/ (see README).
 set -euo pipefail
 
@@ -21,7 +21,7 @@ fi
 mkdir -p "$work/corpus-$mode" "$work/artifacts-$mode"
 cd "$work"
 exec "$work/build/fuzz-qcow2-$mode" \
-    -jobs=2 -workers=2 -timeout=5 -rss_limit_mb=2048 \
+    -jobs="${JOBS:-2}" -workers="${JOBS:-2}" -timeout=5 -rss_limit_mb=2048 \
     -max_total_time="$secs" -print_final_stats=1 \
     -dict="$here/qcow2.dict" \
     -artifact_prefix="$work/artifacts-$mode/" \
