@@ -15,16 +15,24 @@
 
 /* The names cryptsetup writes in LUKS headers.  SHA-3 is missing
  * because gnutls has no HMAC for it; whirlpool because gnutls lacks it.
+ *
+ * cost: PBKDF2 blocks per second through gnutls on an AMD EPYC with
+ * SHA extensions (one thread, 2026), relative to SHA-256 = 16, rounded
+ * up: sha1 8.2 M/s, sha224 7.5, sha256 7.2, sha384 2.2, sha512 2.1,
+ * stribog256 0.46, stribog512 0.34.  gnutls refuses PBKDF2 with
+ * ripemd160 here; cryptsetup's own benchmark puts it at a third of
+ * SHA-256 per block.  Without SHA extensions SHA-256 is the slower
+ * side, so these weights only err towards lower caps for the others.
  */
 static const struct luks_hash hashes[] = {
-  { "sha1",       GNUTLS_MAC_SHA1,         GNUTLS_DIG_SHA1,         20 },
-  { "sha224",     GNUTLS_MAC_SHA224,       GNUTLS_DIG_SHA224,       28 },
-  { "sha256",     GNUTLS_MAC_SHA256,       GNUTLS_DIG_SHA256,       32 },
-  { "sha384",     GNUTLS_MAC_SHA384,       GNUTLS_DIG_SHA384,       48 },
-  { "sha512",     GNUTLS_MAC_SHA512,       GNUTLS_DIG_SHA512,       64 },
-  { "ripemd160",  GNUTLS_MAC_RMD160,       GNUTLS_DIG_RMD160,       20 },
-  { "stribog256", GNUTLS_MAC_STREEBOG_256, GNUTLS_DIG_STREEBOG_256, 32 },
-  { "stribog512", GNUTLS_MAC_STREEBOG_512, GNUTLS_DIG_STREEBOG_512, 64 },
+  { "sha1",       GNUTLS_MAC_SHA1,         GNUTLS_DIG_SHA1,         20,  16 },
+  { "sha224",     GNUTLS_MAC_SHA224,       GNUTLS_DIG_SHA224,       28,  16 },
+  { "sha256",     GNUTLS_MAC_SHA256,       GNUTLS_DIG_SHA256,       32,  16 },
+  { "sha384",     GNUTLS_MAC_SHA384,       GNUTLS_DIG_SHA384,       48,  56 },
+  { "sha512",     GNUTLS_MAC_SHA512,       GNUTLS_DIG_SHA512,       64,  56 },
+  { "ripemd160",  GNUTLS_MAC_RMD160,       GNUTLS_DIG_RMD160,       20,  48 },
+  { "stribog256", GNUTLS_MAC_STREEBOG_256, GNUTLS_DIG_STREEBOG_256, 32, 256 },
+  { "stribog512", GNUTLS_MAC_STREEBOG_512, GNUTLS_DIG_STREEBOG_512, 64, 352 },
 };
 
 const struct luks_hash *

@@ -66,6 +66,34 @@ extern int luks_cipher_decrypt (struct luks_cipher *c, uint64_t iv_sector,
 /* Unlocked volumes. */
 struct luks_volume;
 
+/* Caps on the key derivation a header asks for, checked for every key
+ * slot and digest before anything is derived (a crafted header could
+ * otherwise make unlocking take hours).  0 in a field means the
+ * default below.
+ *
+ * PBKDF2 cost grows with the hash and with the number of hash-sized
+ * blocks of output, so max_iterations counts iterations of SHA-256
+ * deriving a 64-byte key (aes-xts-plain64 with a 512-bit key, the
+ * default of cryptsetup and qemu-img); other hashes and lengths get the
+ * cap that costs the same time.  Argon2 cost grows with time x memory,
+ * so max_time counts passes over 1 GiB; less memory allows
+ * proportionally more passes.  All the slots one passphrase is tried
+ * on may together cost at most LUKS_KDF_TOTAL_SLOTS slots at the caps.
+ */
+struct luks_kdf_limits {
+  uint64_t max_iterations;      /* PBKDF2, see above */
+  uint64_t max_time;            /* argon2 passes over 1 GiB */
+  uint64_t max_memory;          /* argon2 memory, bytes */
+  uint64_t max_parallel;        /* argon2 threads ("cpus") */
+};
+
+/* Measured (kdf-limits.c explains the figures). */
+#define LUKS_KDF_DEFAULT_MAX_ITERATIONS UINT64_C (100000000)
+#define LUKS_KDF_DEFAULT_MAX_TIME 32
+#define LUKS_KDF_DEFAULT_MAX_MEMORY (UINT64_C (1) << 30)
+#define LUKS_KDF_DEFAULT_MAX_PARALLEL 8
+#define LUKS_KDF_TOTAL_SLOTS 4
+
 struct luks_open_params {
   /* Where the header starts in the io.  Key-slot areas and the payload
    * offset are relative to it.
@@ -81,6 +109,7 @@ struct luks_open_params {
   bool embedded;
   /* Try only this key slot; -1 tries all active slots. */
   int key_slot;
+  struct luks_kdf_limits kdf_limits;
 };
 
 /* Read and check the header, derive the volume key from the passphrase.

@@ -14,6 +14,7 @@
 #include "cleanup.h"
 #include "diag.h"
 #include "internal.h"
+#include "kdf-limits.h"
 #include "keymem.h"
 #include "luks1.h"
 #include "minmax.h"
@@ -148,10 +149,20 @@ luks_format (struct io *io, uint64_t header_offset,
     return NULL;
   }
   iterations = params->iterations;
-  if (iterations == 0)
+  if (iterations == 0) {
+    /* Measured, so kept under the default cap, which luks_open would
+     * otherwise refuse on a much faster machine.
+     */
+    const struct luks_kdf_limits defaults = { 0 };
+    struct luks_kdf_limits lim;
+
+    luks_kdf_limits_resolve (&defaults, &lim);
     iterations = luks_pbkdf2_iterations_for (f.hash, f.key_bytes,
                                              params->iter_time_ms
                                              ? params->iter_time_ms : 2000);
+    iterations = MIN (iterations,
+                      luks_kdf_pbkdf2_cap (&lim, f.hash, f.key_bytes));
+  }
   /* The digest needs less work than a slot: an attacker can only use it
    * after guessing the whole volume key.
    */

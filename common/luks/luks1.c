@@ -5,12 +5,14 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "byte-order.h"
 #include "checked-overflow.h"
 #include "diag.h"
 #include "internal.h"
+#include "kdf-limits.h"
 #include "keymem.h"
 #include "luks1.h"
 
@@ -146,6 +148,43 @@ check_slot (const struct luks1_header *h, int i,
   return 0;
 }
 
+/* The derivations of every active slot and of the master key digest
+ * against the caps, before any is derived; a slot to be tried costs
+ * both.
+ */
+static int
+check_kdf_costs (const struct luks1_header *h, const bool *active,
+                 const struct luks_open_params *params)
+{
+  struct luks_kdf_limits lim;
+  double digest, slot, total = 0;
+  unsigned n = 0;
+  char what[32];
+  int i;
+
+  luks_kdf_limits_resolve (&params->kdf_limits, &lim);
+  if (luks_kdf_check_pbkdf2 (&lim, "LUKS1 master key digest", h->hash,
+                             LUKS1_DIGEST_LEN, h->mk_iterations,
+                             &digest) == -1)
+    return -1;
+  for (i = 0; i < LUKS1_NUM_KEYSLOTS; ++i) {
+    const uint8_t *ks = h->slots + i * LUKS1_KEYSLOT_SIZE;
+
+    if (!active[i])
+      continue;
+    snprintf (what, sizeof what, "LUKS1 key slot %d", i);
+    if (luks_kdf_check_pbkdf2 (&lim, what, h->hash, h->key_bytes,
+                               load_be32 (ks + LUKS1_KS_OFF_ITERATIONS),
+                               &slot) == -1)
+      return -1;
+    if (params->key_slot < 0 || params->key_slot == i) {
+      total += slot + digest;
+      ++n;
+    }
+  }
+  return luks_kdf_check_total ("LUKS1", n, total);
+}
+
 /* Try the passphrase on one slot: 1 = the key is right, 0 = wrong
  * passphrase, -1 = error.
  */
@@ -215,6 +254,8 @@ luks1_open (struct io *io, const struct luks_open_params *params,
     errno = EINVAL;
     return -1;
   }
+  if (check_kdf_costs (&h, active, params) == -1)
+    return -1;
 
   key = keymem_alloc (h.key_bytes);
   if (key == NULL)

@@ -6,11 +6,13 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "diag.h"
 #include "internal.h"
+#include "kdf-limits.h"
 #include "keymem.h"
 #include "luks2.h"
 
@@ -90,6 +92,53 @@ candidates (const struct luks2_metadata *md, int key_slot, size_t key_len)
     mask |= UINT32_C (1) << id;
   }
   return mask;
+}
+
+static int
+check_keyslot_kdf (const struct luks_kdf_limits *lim, int id,
+                   const struct luks2_keyslot *k, double *share)
+{
+  char what[32];
+
+  snprintf (what, sizeof what, "LUKS2 keyslot %d", id);
+  if (k->kdf == LUKS2_KDF_PBKDF2)
+    return luks_kdf_check_pbkdf2 (lim, what, k->kdf_hash, k->area_key_size,
+                                  k->iterations, share);
+  return luks_kdf_check_argon2 (lim, what,
+                                k->kdf == LUKS2_KDF_ARGON2I
+                                ? "argon2i" : "argon2id",
+                                k->time, k->memory, k->cpus, share);
+}
+
+/* The derivations of every keyslot and of the digest against the caps,
+ * before any is derived; a keyslot to be tried costs both.
+ */
+static int
+check_kdf_costs (const struct luks2_metadata *md,
+                 const struct luks_open_params *params, size_t key_len)
+{
+  uint32_t mask = candidates (md, params->key_slot, key_len);
+  struct luks_kdf_limits lim;
+  double digest, slot, total = 0;
+  unsigned n = 0;
+  int id;
+
+  luks_kdf_limits_resolve (&params->kdf_limits, &lim);
+  if (luks_kdf_check_pbkdf2 (&lim, "LUKS2 volume key digest",
+                             md->digest_hash, md->digest_len,
+                             md->digest_iterations, &digest) == -1)
+    return -1;
+  for (id = 0; id < LUKS2_MAX_KEYSLOTS; ++id) {
+    if (!md->keyslots[id].present)
+      continue;
+    if (check_keyslot_kdf (&lim, id, &md->keyslots[id], &slot) == -1)
+      return -1;
+    if (mask & (UINT32_C (1) << id)) {
+      total += slot + digest;
+      ++n;
+    }
+  }
+  return luks_kdf_check_total ("LUKS2", n, total);
 }
 
 static int
@@ -176,6 +225,8 @@ luks2_open (struct io *io, const struct luks_open_params *params,
     errno = EINVAL;
     goto out;
   }
+  if (check_kdf_costs (md, params, key_len) == -1)
+    goto out;
 
   key = keymem_alloc (key_len);
   if (key == NULL)

@@ -20,8 +20,10 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/crypto.h>
 
+#include "byte-order.h"
 #include "io.h"
 #include "kdf.h"
+#include "kdf-limits.h"
 #include "luks.h"
 
 static int failures;
@@ -215,6 +217,20 @@ test_threads (void)
   free (args);
 }
 
+/* An empty temporary file (name is its template), already unlinked. */
+static struct io *
+temp_io (char *name)
+{
+  int fd = mkstemp (name);
+  struct io *io;
+
+  CHECK (fd >= 0);
+  unlink (name);
+  io = io_fd_wrap (fd, name, false);
+  CHECK (io != NULL);
+  return io;
+}
+
 /* (d) then (a): format a header inside a file at an offset, as qcow2
  * does, and open it again.
  */
@@ -230,13 +246,8 @@ test_format_embedded (void)
   uint64_t len;
   uint8_t a[4096], b[4096];
   struct io *io;
-  int fd;
 
-  fd = mkstemp (name);
-  CHECK (fd >= 0);
-  unlink (name);
-  io = io_fd_wrap (fd, name, false);
-  CHECK (io != NULL);
+  io = temp_io (name);
 
   CHECK (luks_format_length (&fp, &len) == 0);
   CHECK (len == 4040 * 512);    /* what qemu-img makes for aes-xts-plain64 */
@@ -277,6 +288,119 @@ test_format_embedded (void)
   io_close (io);
 }
 
+/* The caps on key derivation, one bound at a time, with the defaults
+ * and raised.
+ */
+static void
+test_kdf_limits (void)
+{
+  const struct luks_kdf_limits none = { 0 };
+  const struct luks_kdf_limits raised = {
+    .max_iterations = UINT64_MAX, .max_time = 1000,
+    .max_memory = UINT64_C (4) << 30, .max_parallel = 16,
+  };
+  const struct luks_hash *sha256 = luks_hash_find ("sha256");
+  const struct luks_hash *sha1 = luks_hash_find ("sha1");
+  const struct luks_hash *stribog = luks_hash_find ("stribog512");
+  struct luks_kdf_limits lim, big;
+  double share;
+
+  luks_kdf_limits_resolve (&none, &lim);
+  luks_kdf_limits_resolve (&raised, &big);
+  CHECK (lim.max_iterations == 100000000);
+  CHECK (lim.max_time == 32);
+  CHECK (lim.max_memory == UINT64_C (1) << 30);
+  CHECK (lim.max_parallel == 8);
+
+  /* PBKDF2: the reference, a one-block key, more blocks, a slow hash. */
+  CHECK (luks_kdf_check_pbkdf2 (&lim, "t", sha256, 64, 100000000,
+                                &share) == 0);
+  CHECK (share == 1.0);
+  CHECK (luks_kdf_check_pbkdf2 (&lim, "t", sha256, 64, 100000001,
+                                &share) == -1);
+  CHECK (errno == EINVAL);
+  CHECK (luks_kdf_check_pbkdf2 (&lim, "t", sha256, 32, 200000000,
+                                &share) == 0);
+  CHECK (luks_kdf_check_pbkdf2 (&lim, "t", sha256, 32, 200000001,
+                                &share) == -1);
+  CHECK (luks_kdf_check_pbkdf2 (&lim, "t", sha1, 64, 50000000, &share) == 0);
+  CHECK (luks_kdf_check_pbkdf2 (&lim, "t", sha1, 64, 50000001, &share) == -1);
+  CHECK (luks_kdf_pbkdf2_cap (&lim, stribog, 64) == 9090909);
+  CHECK (luks_kdf_check_pbkdf2 (&lim, "t", stribog, 64, 9090910,
+                                &share) == -1);
+  CHECK (luks_kdf_check_pbkdf2 (&big, "t", stribog, 64, UINT32_MAX,
+                                &share) == 0);
+
+  /* argon2: memory, threads, passes (scaled by memory). */
+  CHECK (luks_kdf_check_argon2 (&lim, "t", "argon2id", 32, 1048576, 8,
+                                &share) == 0);
+  CHECK (share == 1.0);
+  CHECK (luks_kdf_check_argon2 (&lim, "t", "argon2id", 1, 1048577, 1,
+                                &share) == -1);
+  CHECK (errno == EINVAL);
+  CHECK (luks_kdf_check_argon2 (&lim, "t", "argon2id", 1, 1024, 9,
+                                &share) == -1);
+  CHECK (luks_kdf_check_argon2 (&lim, "t", "argon2i", 33, 1048576, 1,
+                                &share) == -1);
+  CHECK (luks_kdf_check_argon2 (&lim, "t", "argon2i", 512, 65536, 1,
+                                &share) == 0);
+  CHECK (luks_kdf_check_argon2 (&lim, "t", "argon2i", 513, 65536, 1,
+                                &share) == -1);
+  CHECK (luks_kdf_check_argon2 (&big, "t", "argon2i", 1000, 4194304 / 4, 16,
+                                &share) == 0);
+
+  /* The sum over the slots to be tried. */
+  CHECK (luks_kdf_check_total ("LUKS1", 8, 4.0) == 0);
+  CHECK (luks_kdf_check_total ("LUKS1", 8, 4.01) == -1);
+  CHECK (errno == EINVAL);
+}
+
+/* The caps through luks_open: a slot and the master key digest over
+ * them are refused before any derivation (the counts written here
+ * would take hours), and a raised cap admits the volume.
+ */
+static void
+test_kdf_caps_open (void)
+{
+  char name[] = "/tmp/test-luks.XXXXXX";
+  struct luks_format_params fp = { .iterations = 20000 };
+  struct luks_open_params op = { .embedded = true, .key_slot = -1 };
+  struct luks_volume *v;
+  uint8_t be[4];
+  uint64_t len;
+  struct io *io;
+
+  io = temp_io (name);
+  CHECK (luks_format_length (&fp, &len) == 0);
+  op.length = len;
+  luks_close (luks_format (io, 0, &fp, "secret", 6));
+
+  op.kdf_limits.max_iterations = 19999;
+  CHECK (luks_open (io, &op, "secret", 6) == NULL);
+  CHECK (errno == EINVAL);
+  op.kdf_limits.max_iterations = 20000;
+  v = luks_open (io, &op, "secret", 6);
+  CHECK (v != NULL);
+  luks_close (v);
+
+  /* Slot 0's iterations (LUKS1 spec section 2.1: key slot at 208,
+   * iterations at +4), then the master key digest's (at 164).
+   */
+  op.kdf_limits.max_iterations = 0;
+  store_be32 (be, UINT32_MAX);
+  CHECK (io_pwrite (io, be, 4, 208 + 4) == 0);
+  CHECK (luks_open (io, &op, "secret", 6) == NULL);
+  CHECK (errno == EINVAL);
+  store_be32 (be, 20000);
+  CHECK (io_pwrite (io, be, 4, 208 + 4) == 0);
+  store_be32 (be, UINT32_MAX);
+  CHECK (io_pwrite (io, be, 4, 164) == 0);
+  CHECK (luks_open (io, &op, "secret", 6) == NULL);
+  CHECK (errno == EINVAL);
+
+  io_close (io);
+}
+
 int
 main (void)
 {
@@ -284,6 +408,8 @@ main (void)
   test_pbkdf2 ();
   test_threads ();
   test_format_embedded ();
+  test_kdf_limits ();
+  test_kdf_caps_open ();
   if (failures) {
     fprintf (stderr, "test-luks: %d failure(s)\n", failures);
     return 1;

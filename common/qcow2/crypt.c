@@ -80,18 +80,20 @@ check_luks_area (struct qcow2_image *img)
 
 static int
 unlock_luks (struct qcow2_image *img, struct qcow2_crypt *c,
-             const char *passphrase)
+             const struct qcow2_options *opts)
 {
   const struct luks_open_params params = {
     .header_offset = img->hdr.crypto_offset,
     .length = img->hdr.crypto_length,
     .embedded = true,
     .key_slot = -1,
+    .kdf_limits = opts->kdf_limits,
   };
 
   if (check_luks_area (img) == -1)
     return -1;
-  c->luks = luks_open (img->file, &params, passphrase, strlen (passphrase));
+  c->luks = luks_open (img->file, &params, opts->passphrase,
+                       strlen (opts->passphrase));
   if (c->luks == NULL)
     return -1;
   c->cipher = luks_volume_cipher (c->luks);
@@ -148,7 +150,7 @@ crypt_open (struct qcow2_image *img, const struct qcow2_options *opts)
     return -1;
   }
   init_rmw_lock (&c->rmw_lock);
-  r = method == CRYPT_LUKS ? unlock_luks (img, c, opts->passphrase)
+  r = method == CRYPT_LUKS ? unlock_luks (img, c, opts)
     : unlock_legacy_aes (img, c, opts->passphrase);
   if (r == -1) {
     int e = errno;

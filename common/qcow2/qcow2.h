@@ -14,6 +14,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "luks.h"               /* struct luks_kdf_limits */
+
 struct qcow2_image;
 struct io;
 
@@ -31,6 +33,8 @@ struct qcow2_options {
   const char *snapshot;         /* export this internal snapshot, read-only */
   const char *passphrase;       /* for encrypted images (and their backing files) */
   unsigned max_chain_depth;     /* 0 = default (16, as QEMU) */
+  /* Caps on the LUKS key derivation of encrypted images; 0s = defaults. */
+  struct luks_kdf_limits kdf_limits;
 };
 
 /* Open and validate an image (and its backing chain).  Metadata is read

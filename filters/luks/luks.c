@@ -21,6 +21,7 @@
 #include "cleanup.h"
 #include "diag.h"
 #include "io-next.h"
+#include "kdf-params.h"
 #include "keymem.h"
 #include "luks.h"
 #include "minmax.h"
@@ -32,10 +33,15 @@
 static char *passphrase;
 static size_t passphrase_len;
 static int key_slot = -1;
+static struct luks_kdf_limits kdf_limits;
 
-/* The unlocked volume, shared by every connection. */
+/* The unlocked volume, shared by every connection.  A failed unlock is
+ * final (unlock_errno): retrying would let any client make the server
+ * run a full key derivation per connection.
+ */
 static pthread_mutex_t unlock_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct luks_volume *volume;
+static int unlock_errno;
 
 /* Read side: whole-sector writes.  Write side: partial-sector writes. */
 static pthread_rwlock_t rmw_lock = PTHREAD_RWLOCK_INITIALIZER;
@@ -81,8 +87,13 @@ static int
 luks_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
              const char *key, const char *value)
 {
+  int r;
+
   if (strcmp (key, "passphrase") == 0)
     return set_passphrase (value);
+  r = kdf_params_config (&kdf_limits, key, value);
+  if (r != 0)
+    return r == 1 ? 0 : -1;
   if (strcmp (key, "key-slot") == 0) {
     if (nbdkit_parse_int ("key-slot", value, &key_slot) == -1)
       return -1;
@@ -108,27 +119,55 @@ luks_config_complete (nbdkit_next_config_complete *next,
 
 #define luks_config_help \
   "passphrase=<SECRET>     Passphrase (literal, -, +FILE or -FD).\n" \
-  "key-slot=<N>            Try only key slot N."
+  "key-slot=<N>            Try only key slot N.\n" \
+  kdf_params_help
+
+static void
+forget_passphrase (void)
+{
+  keymem_free (passphrase);
+  passphrase = NULL;
+  passphrase_len = 0;
+}
 
 /* Unlock on the first connection: the key derivation is slow, and the
- * layer below is only reachable from a connection.
+ * layer below is only reachable from a connection.  An I/O error of
+ * the layer below may be passing, so the next connection tries again;
+ * any other failure (wrong passphrase, refused header) is remembered.
  */
 static int
 ensure_unlocked (nbdkit_next *next)
 {
   SCOPED_LOCK (&unlock_lock);
-  struct luks_open_params params = { .key_slot = key_slot };
+  struct luks_open_params params = {
+    .key_slot = key_slot,
+    .kdf_limits = kdf_limits,
+  };
   struct io_next io;
 
   if (volume)
     return 0;
+  if (unlock_errno) {
+    nbdkit_debug ("luks: unlock already failed: not deriving again");
+    nbdkit_error ("luks: %s (when the first client connected): "
+                  "restart nbdkit to try again",
+                  unlock_errno == EPERM
+                  ? "the passphrase does not unlock the volume"
+                  : "the volume was refused");
+    errno = unlock_errno;
+    return -1;
+  }
+  nbdkit_debug ("luks: unlocking the volume");
   io_next_init (&io, next, "luks");
   volume = luks_open (&io.io, &params, passphrase, passphrase_len);
-  if (volume == NULL)
+  if (volume == NULL) {
+    if (errno != EIO) {
+      unlock_errno = errno ? errno : EINVAL;
+      forget_passphrase ();
+    }
     return -1;
-  keymem_free (passphrase);
-  passphrase = NULL;
-  passphrase_len = 0;
+  }
+  forget_passphrase ();
   return 0;
 }
 

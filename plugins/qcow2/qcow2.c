@@ -19,6 +19,7 @@
 #include "codec.h"
 #include "create-params.h"
 #include "diag.h"
+#include "kdf-params.h"
 #include "keymem.h"
 #include "minmax.h"
 #include "qcow2.h"
@@ -81,6 +82,10 @@ qcow2_plugin_unload (void)
 static int
 qcow2_plugin_config (const char *key, const char *value)
 {
+  int kdf = kdf_params_config (&opts.kdf_limits, key, value);
+
+  if (kdf != 0)
+    return kdf == 1 ? 0 : -1;
   if (strcmp (key, "file") == 0) {
     /* Resolved in .config_complete: with create=true it may not exist. */
     free (filename);
@@ -204,7 +209,8 @@ qcow2_plugin_config_complete (void)
   "compression-level=<N> Level for compressed writes (zlib 1-9, zstd 1-22).\n" \
   create_config_help "\n" \
   "snapshot=<ID|NAME>    Serve this internal snapshot, read-only.\n" \
-  "passphrase=<PASSWORD> Unlocks an encrypted image (-, +FILE, -FD forms)."
+  "passphrase=<PASSWORD> Unlocks an encrypted image (-, +FILE, -FD forms).\n" \
+  kdf_params_help
 
 static void
 qcow2_plugin_dump_plugin (void)
