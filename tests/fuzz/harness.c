@@ -309,6 +309,7 @@ init_options (struct qcow2_options *o, const char *path, bool readonly,
     o->data_file = data_path;
   if (p->crypt_method == 1 || (p->crypt_method == 2 && unlock_luks))
     o->passphrase = "fuzz";
+  fuzz_kdf_limits (&o->kdf_limits);
 }
 
 static void

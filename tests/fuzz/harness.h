@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "luks.h"
+
 enum fuzz_mode {
   FUZZ_READ,                    /* open read-only, read + block status */
   FUZZ_WRITE,                   /* open read-write, write/zero/trim, reopen */
@@ -35,5 +37,10 @@ extern void fuzz_qcow2_verbose (int on);
  * fuzz_qcow2_verbose sent them.  Returns 0, or -1 on a harness problem.
  */
 extern int fuzz_luks_one (const uint8_t *data, size_t size);
+
+/* The low key derivation caps both harnesses open volumes with
+ * (kdf-cap.c).
+ */
+extern void fuzz_kdf_limits (struct luks_kdf_limits *lim);
 
 #endif /* FUZZ_HARNESS_H */

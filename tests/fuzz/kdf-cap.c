@@ -1,5 +1,12 @@
 /* Bounded key derivation for the fuzzers and the replayer.
  *
+ * The harnesses give the library low caps (fuzz_kdf_limits), so its own
+ * cost checks refuse most dear headers before any derivation, and the
+ * refusal paths are fuzzed too.  Those caps are in the library's units
+ * (argon2 time counts passes over 1 GiB, so it cannot go below one such
+ * pass) and admit more than a fuzzer can afford, so the derivations
+ * themselves are bounded here as well.
+ *
  * A fuzzer mutating iteration counts would otherwise spend minutes on
  * one input (PBKDF2 counts are 32 bits, argon2 may ask for GiB), and
  * the library's own caps admit what cryptsetup and qemu-img make on a
@@ -18,12 +25,24 @@
 #include <inttypes.h>
 
 #include "diag.h"
+#include "harness.h"
 #include "kdf.h"
 
 #define FUZZ_MAX_PBKDF2_ITERATIONS  16384
 #define FUZZ_MAX_ARGON2_TIME        8
 #define FUZZ_MAX_ARGON2_MEMORY_KIB  1024
 #define FUZZ_MAX_ARGON2_THREADS     4
+
+void
+fuzz_kdf_limits (struct luks_kdf_limits *lim)
+{
+  *lim = (struct luks_kdf_limits) {
+    .max_iterations = FUZZ_MAX_PBKDF2_ITERATIONS,
+    .max_time = 1,
+    .max_memory = FUZZ_MAX_ARGON2_MEMORY_KIB * 1024,
+    .max_parallel = FUZZ_MAX_ARGON2_THREADS,
+  };
+}
 
 extern int __real_luks_pbkdf2 (const struct luks_hash *hash,
                                const void *pass, size_t pass_len,

@@ -241,6 +241,7 @@ fuzz_luks_one (const uint8_t *data, size_t size)
     return -1;
   rng_seed (&r, data, size);
   memcpy (buf, data, size);
+  fuzz_kdf_limits (&params.kdf_limits);
   if (rng_below (&r, 8) != 0)
     fix_luks2_checksums (buf, size);
   m = (struct mem_io) {
