@@ -134,6 +134,47 @@ luks)
     # Only the secondary header is valid.
     cp "$tmp/v2-pbkdf2-aes-xts" "$tmp/v2-secondary-only"
     printf 'XXXX' | dd of="$tmp/v2-secondary-only" conv=notrunc status=none
+    # What cryptsetup writes only with root (reencryption, integrity) or
+    # never: the JSON edited, the checksums made again.
+    /usr/bin/python3 - "$tmp/v2-pbkdf2-aes-xts" "$tmp" <<'PY'
+import hashlib, json, struct, sys
+src, outdir = sys.argv[1], sys.argv[2]
+base = open(src, "rb").read()
+hdr_size = struct.unpack_from(">Q", base, 8)[0]
+md = json.loads(base[4096:hdr_size].split(b"\0")[0])
+
+def write(name, meta, length=len(base)):
+    d = bytearray(base)
+    text = json.dumps(meta, separators=(",", ":")).encode()
+    for rel in (0, hdr_size):
+        d[rel + 4096:rel + hdr_size] = text.ljust(hdr_size - 4096, b"\0")
+        d[rel + 448:rel + 512] = bytes(64)
+        d[rel + 448:rel + 480] = hashlib.sha256(d[rel:rel + hdr_size]).digest()
+    open(f"{outdir}/v2-{name}", "wb").write(d[:length])
+
+def edited(change):
+    m = json.loads(json.dumps(md))
+    change(m)
+    return m
+
+write("reencrypt-required", edited(lambda m: m["config"].update(
+    requirements={"mandatory": ["online-reencrypt-v2"]})))
+write("two-segments", edited(lambda m: m["segments"].update(
+    {"1": dict(m["segments"]["0"], offset="262144", size="dynamic")})))
+write("integrity", edited(lambda m: m["segments"]["0"].update(
+    integrity={"type": "hmac(sha256)", "journal_encryption": "none",
+               "journal_integrity": "none"})))
+write("reencrypt-keyslot", edited(lambda m: m["keyslots"].update(
+    {"1": {"type": "reencrypt", "mode": "reencrypt", "direction": "forward",
+           "key_size": 1, "area": {"type": "checksum", "offset": "163840",
+           "size": "4096", "hash": "sha256", "sector_size": 512}}})))
+write("fixed-size-iv-tweak", edited(lambda m: m["segments"]["0"].update(
+    size="4096", iv_tweak="1000", flags=["allow-discards"])))
+write("keyslot-token", edited(lambda m: m["tokens"].update(
+    {"0": {"type": "luks2-keyring", "keyslots": ["0"],
+           "key_description": "fuzz"}})))
+write("headers-only", md, 2 * hdr_size)
+PY
     ;;
 qcow2-luks)
     raw=$tmp/guest.raw
