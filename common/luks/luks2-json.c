@@ -205,8 +205,12 @@ parse_config (json_object *root, const struct luks2_header *hdr)
     return bad ("config: requirements.mandatory is not an array");
   for (i = 0; i < json_object_array_length (mandatory); ++i) {
     json_object *r = json_object_array_get_idx (mandatory, i);
-    const char *name = json_object_get_string (r);
+    const char *name;
 
+    /* A null element has no string (json_object_get_string: NULL). */
+    if (!json_object_is_type (r, json_type_string))
+      return bad ("config: requirements.mandatory[%zu] is not a string", i);
+    name = json_object_get_string (r);
     if (strncmp (name, "online-reencrypt", 16) == 0)
       diag_error ("luks: LUKS2 reencryption is in progress (requirement "
                   "\"%s\"): finish it with cryptsetup first", name);
@@ -258,7 +262,8 @@ parse_segment (json_object *root, const struct luks2_header *hdr,
     json_object *t;
     const char *name = "?";
 
-    if (json_object_object_get_ex (integrity, "type", &t))
+    if (json_object_object_get_ex (integrity, "type", &t) &&
+        json_object_is_type (t, json_type_string))
       name = json_object_get_string (t);
     diag_error ("luks: LUKS2 integrity protection (\"%s\") is not supported",
                 name);

@@ -1,7 +1,10 @@
-/* libFuzzer target for the qcow2 engine: see harness.c for what one
- * input does.  build.sh builds it twice: fuzz-qcow2-read (FUZZ_MODE
- * FUZZ_READ) and fuzz-qcow2-write (FUZZ_WRITE).  FUZZ_VERBOSE=1 in the
- * environment prints the engine's error messages.
+/* libFuzzer target for the qcow2 engine and the LUKS code: see
+ * harness.c and luks-harness.c for what one input does.  build.sh
+ * builds it four times: fuzz-qcow2-read (FUZZ_MODE FUZZ_READ),
+ * fuzz-qcow2-write (FUZZ_WRITE), fuzz-qcow2-luks (FUZZ_ENCRYPTED) and,
+ * with FUZZ_LUKS_VOLUMES defined, fuzz-luks (LUKS1 and LUKS2 volumes).
+ * FUZZ_VERBOSE=1 in the environment prints the libraries' error
+ * messages, 2 their debug messages too.
  */
 #include <config.h>
 
@@ -31,10 +34,14 @@ int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
   /* Images under 72 bytes are refused at once; a cap keeps each input's
-   * memfd small (seeds are a few hundred KiB at most).
+   * file small (seeds are a few hundred KiB, LUKS ones up to 1 MiB).
    */
   if (size > 4 * 1024 * 1024)
     return -1;
+#ifdef FUZZ_LUKS_VOLUMES
+  fuzz_luks_one (data, size);
+#else
   fuzz_qcow2_one (data, size, FUZZ_MODE);
+#endif
   return 0;
 }

@@ -7,9 +7,10 @@
  * data-file=; the backing file is followed only when its name is "b",
  * a third copy of the input beside the image, without a backing file
  * name, and otherwise backing=none.  Legacy AES images
- * (crypt_method 1) get a passphrase, since unlocking them costs
- * nothing; LUKS ones do not (their PBKDF2 iteration count is the
- * image's to choose).
+ * (crypt_method 1) get the passphrase "fuzz", since unlocking them
+ * costs nothing; LUKS ones (crypt_method 2) get it only in the
+ * encrypted mode, whose seeds have cheap key slots (kdf-cap.c refuses
+ * dear ones).
  *
  * The work per input is bounded whatever the virtual size says: the
  * first WALK_BYTES of the guest are read in pseudo-random chunks, then
@@ -37,6 +38,7 @@
 
 #include "byte-order.h"
 #include "diag.h"
+#include "fuzz-rng.h"
 #include "harness.h"
 #include "is-zero.h"
 #include "minmax.h"
@@ -61,12 +63,6 @@
 
 static int verbose;
 
-void
-fuzz_qcow2_verbose (int on)
-{
-  verbose = on;
-}
-
 static void
 quiet (const char *fs, va_list args)
 {
@@ -80,36 +76,11 @@ loud (const char *fs, va_list args)
   fputc ('\n', stderr);
 }
 
-/* splitmix64, seeded with FNV-1a of the input. */
-struct rng {
-  uint64_t s;
-};
-
-static void
-rng_seed (struct rng *r, const uint8_t *data, size_t size)
+void
+fuzz_qcow2_verbose (int on)
 {
-  uint64_t h = UINT64_C (0xcbf29ce484222325);
-
-  for (size_t i = 0; i < size; i++)
-    h = (h ^ data[i]) * UINT64_C (0x100000001b3);
-  r->s = h;
-}
-
-static uint64_t
-rng_next (struct rng *r)
-{
-  uint64_t z = (r->s += UINT64_C (0x9e3779b97f4a7c15));
-
-  z = (z ^ (z >> 30)) * UINT64_C (0xbf58476d1ce4e5b9);
-  z = (z ^ (z >> 27)) * UINT64_C (0x94d049bb133111eb);
-  return z ^ (z >> 31);
-}
-
-/* A number in [0, n), n > 0. */
-static uint64_t
-rng_below (struct rng *r, uint64_t n)
-{
-  return rng_next (r) % n;
+  verbose = on;
+  diag_set_handlers (verbose ? loud : quiet, verbose > 1 ? loud : NULL);
 }
 
 /* The files of one input live in a directory of this process's own
@@ -321,6 +292,9 @@ walk_guest (struct qcow2_image *img, struct rng *r, uint64_t walk_bytes,
   free (buf2);
 }
 
+/* Whether LUKS images get the passphrase (FUZZ_ENCRYPTED). */
+static bool unlock_luks;
+
 static void
 init_options (struct qcow2_options *o, const char *path, bool readonly,
               const struct peek *p, const char *data_path,
@@ -333,8 +307,9 @@ init_options (struct qcow2_options *o, const char *path, bool readonly,
   o->backing = p->backing_b ? QCOW2_BACKING_AUTO : QCOW2_BACKING_NONE;
   if (p->incompatible & INCOMPAT_DATA_FILE)
     o->data_file = data_path;
-  if (p->crypt_method == 1)
+  if (p->crypt_method == 1 || (p->crypt_method == 2 && unlock_luks))
     o->passphrase = "fuzz";
+  fuzz_kdf_limits (&o->kdf_limits);
 }
 
 static void
@@ -510,7 +485,10 @@ fuzz_qcow2_one (const uint8_t *data, size_t size, enum fuzz_mode mode)
       return -1;
   }
 
-  if (mode == FUZZ_WRITE)
+  unlock_luks = mode == FUZZ_ENCRYPTED;
+  if (mode == FUZZ_ENCRYPTED)
+    run_read (path, &p, data_path, &r, WALK_BYTES / 4);
+  if (mode != FUZZ_READ)
     run_write (path, &p, data_path, &r);
   else
     run_read (path, &p, data_path, &r, WALK_BYTES);

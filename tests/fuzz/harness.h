@@ -1,6 +1,8 @@
-/* One fuzzing input through the qcow2 engine (harness.c), shared by the
- * libFuzzer targets (fuzz-qcow2.c, built by build.sh with clang) and the
- * regression replayer (replay.c, built by automake for `make check`).
+/* One fuzzing input through the qcow2 engine (harness.c) or the LUKS
+ * code (luks-harness.c), shared by the libFuzzer targets (fuzz-qcow2.c,
+ * built by build.sh with clang) and the regression replayer (replay.c,
+ * built by automake for `make check`).  Both link kdf-cap.c, which
+ * bounds every key derivation.
  */
 #ifndef FUZZ_HARNESS_H
 #define FUZZ_HARNESS_H
@@ -8,9 +10,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "luks.h"
+
 enum fuzz_mode {
   FUZZ_READ,                    /* open read-only, read + block status */
   FUZZ_WRITE,                   /* open read-write, write/zero/trim, reopen */
+  FUZZ_ENCRYPTED,               /* both, with the passphrase for LUKS too */
 };
 
 /* Run one input.  Errors from the engine are expected (the input is
@@ -26,5 +31,16 @@ extern int fuzz_qcow2_one (const uint8_t *data, size_t size,
  * (default 0: silent).
  */
 extern void fuzz_qcow2_verbose (int on);
+
+/* Run one LUKS1 or LUKS2 volume: open it with the passphrase "fuzz",
+ * check the payload round trip (luks-harness.c).  Messages go where
+ * fuzz_qcow2_verbose sent them.  Returns 0, or -1 on a harness problem.
+ */
+extern int fuzz_luks_one (const uint8_t *data, size_t size);
+
+/* The low key derivation caps both harnesses open volumes with
+ * (kdf-cap.c).
+ */
+extern void fuzz_kdf_limits (struct luks_kdf_limits *lim);
 
 #endif /* FUZZ_HARNESS_H */

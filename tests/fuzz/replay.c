@@ -1,13 +1,17 @@
-/* Replay fuzzing inputs through the same harness as the fuzzers
- * (harness.c), without libFuzzer: `make check` builds this with the
- * normal compiler (and the sanitizers in that build) and runs it over
- * tests/fuzz/regressions/ (test-fuzz-regressions.bats).
+/* Replay fuzzing inputs through the same harnesses as the fuzzers
+ * (harness.c, luks-harness.c), without libFuzzer: `make check` builds
+ * this with the normal compiler (and the sanitizers in that build) and
+ * runs it over tests/fuzz/regressions/ (test-fuzz-regressions.bats) and
+ * the LUKS targets' regressions and corpora
+ * (test-fuzz-luks-regressions.bats).
  *
- *   fuzz-replay [-v|-vv] FILE|DIR...
+ *   fuzz-replay [-v|-vv] [-t qcow2|qcow2-luks|luks] FILE|DIR...
  *
  * Every file (directories: every regular file in them, in name order)
- * goes through the read mode, then the write mode.  Exit status 0 means
- * nothing crashed; a bug aborts (sanitizer report or harness check).
+ * goes through the target's harness: qcow2 (the default) the read mode,
+ * then the write mode; qcow2-luks the encrypted mode; luks the LUKS
+ * harness.  Exit status 0 means nothing crashed; a bug aborts
+ * (sanitizer report or harness check).
  */
 #include <config.h>
 
@@ -21,6 +25,24 @@
 #include "harness.h"
 
 static unsigned nr_files;
+
+enum target { TARGET_QCOW2, TARGET_QCOW2_LUKS, TARGET_LUKS };
+static enum target target = TARGET_QCOW2;
+
+static int
+replay_input (const unsigned char *data, size_t size)
+{
+  switch (target) {
+  case TARGET_QCOW2:
+    return fuzz_qcow2_one (data, size, FUZZ_READ) == -1 ||
+      fuzz_qcow2_one (data, size, FUZZ_WRITE) == -1 ? -1 : 0;
+  case TARGET_QCOW2_LUKS:
+    return fuzz_qcow2_one (data, size, FUZZ_ENCRYPTED);
+  case TARGET_LUKS:
+    return fuzz_luks_one (data, size);
+  }
+  abort ();
+}
 
 static int
 replay_file (const char *path)
@@ -59,8 +81,7 @@ replay_file (const char *path)
 
   printf ("%s (%zu bytes)\n", path, size);
   fflush (stdout);
-  if (fuzz_qcow2_one (data, size, FUZZ_READ) == -1 ||
-      fuzz_qcow2_one (data, size, FUZZ_WRITE) == -1) {
+  if (replay_input (data, size) == -1) {
     free (data);
     return -1;
   }
@@ -117,16 +138,29 @@ main (int argc, char *argv[])
 {
   int i = 1;
 
-  if (argc > 1 && strcmp (argv[1], "-v") == 0) {
+  fuzz_qcow2_verbose (0);
+  if (i < argc && strcmp (argv[i], "-v") == 0) {
     fuzz_qcow2_verbose (1);
     i++;
   }
-  else if (argc > 1 && strcmp (argv[1], "-vv") == 0) {
+  else if (i < argc && strcmp (argv[i], "-vv") == 0) {
     fuzz_qcow2_verbose (2);
     i++;
   }
+  if (i + 1 < argc && strcmp (argv[i], "-t") == 0) {
+    if (strcmp (argv[i + 1], "qcow2") == 0)
+      target = TARGET_QCOW2;
+    else if (strcmp (argv[i + 1], "qcow2-luks") == 0)
+      target = TARGET_QCOW2_LUKS;
+    else if (strcmp (argv[i + 1], "luks") == 0)
+      target = TARGET_LUKS;
+    else
+      i = argc;                 /* usage */
+    i += 2;
+  }
   if (i >= argc) {
-    fprintf (stderr, "usage: %s [-v|-vv] FILE|DIR...\n", argv[0]);
+    fprintf (stderr, "usage: %s [-v|-vv] [-t qcow2|qcow2-luks|luks] "
+             "FILE|DIR...\n", argv[0]);
     exit (EXIT_FAILURE);
   }
   for (; i < argc; i++) {
