@@ -24,7 +24,8 @@ work=$(mktemp -d /tmp/qcow2-fuzz-ci.XXXXXX)
 failed=0
 for mode in read write; do
     mkdir -p "$work/corpus-$mode" "$work/artifacts-$mode"
-    cp "$here"/regressions/* "$work/corpus-$mode/"
+    # The qcow2 inputs only: regressions/luks/ belongs to the LUKS targets.
+    find "$here/regressions" -maxdepth 1 -type f -exec cp -t "$work/corpus-$mode/" {} +
     echo "fuzzing $mode mode for $secs s"
     if ! "$work/build/fuzz-qcow2-$mode" -timeout=5 -rss_limit_mb=2048 \
          -max_total_time="$secs" -print_final_stats=1 \
