@@ -217,3 +217,14 @@ special_path ()
     assert_equal "$(open_modes "$nbdkit_pid" "$T/d.raw")" 2
     assert_equal "$(open_modes "$nbdkit_pid" "$T/base.qcow2")" 0
 }
+
+@test "trust: create=true refuses a FIFO or directory as backing file at once" {
+    for kind in fifo dir; do
+        path=$(special_path $kind)
+        make_special $kind "$path"
+        refused_at_once "create: backing file '$path' is $(type_name $kind); only a regular file or a block device" \
+            "$QCOW2_PLUGIN" file="$T/new.qcow2" create=true \
+            backing-file="$path" backing-format=raw
+        [ ! -e "$T/new.qcow2" ]
+    done
+}

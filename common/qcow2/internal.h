@@ -219,6 +219,12 @@ extern enum file_policy named_file_policy (const struct qcow2_image *img,
 extern struct io *named_file_open (const struct qcow2_image *img,
                                    enum file_role role, const char *path,
                                    bool writable, char **abs_path);
+/* The same without the policy and messages: a descriptor, or -1 with
+ * errno set and, for a file of the wrong type, *type saying what it is
+ * ("a FIFO").  access: O_RDONLY or O_RDWR.
+ */
+extern int named_file_open_fd (const char *path, int access,
+                               const char **type);
 /* Open io's file again for writing and switch io to it; EROFS (not
  * reported) when the file refuses writing.
  */

@@ -104,11 +104,8 @@ report (const struct qcow2_image *img, enum file_role role,
   errno = e;
 }
 
-/* Open without blocking and check the type; *type says what was found
- * when it is the wrong one.  Returns the descriptor or -1.
- */
-static int
-open_checked (const char *path, int access, const char **type)
+int
+named_file_open_fd (const char *path, int access, const char **type)
 {
   struct stat st;
   int fd, flags;
@@ -154,7 +151,7 @@ named_file_open (const struct qcow2_image *img, enum file_role role,
   int fd = -1;
 
   if (writable) {
-    fd = open_checked (path, O_RDWR, &type);
+    fd = named_file_open_fd (path, O_RDWR, &type);
     if (fd == -1 && errno != EACCES && errno != EROFS && errno != EPERM) {
       report (img, role, path, type);
       return NULL;
@@ -162,7 +159,7 @@ named_file_open (const struct qcow2_image *img, enum file_role role,
   }
   if (fd == -1) {
     writable = false;
-    fd = open_checked (path, O_RDONLY, &type);
+    fd = named_file_open_fd (path, O_RDONLY, &type);
     if (fd == -1) {
       report (img, role, path, type);
       return NULL;
