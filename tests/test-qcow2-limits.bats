@@ -70,42 +70,38 @@ qemu_refuses ()
         "$QCOW2_PLUGIN" file="$T/b.qcow2"
 }
 
-@test "limits: 65536 snapshots; 65537 are refused, as by QEMU" {
+# snapshot_boundary "OK-ARGS" ID "BAD-ARGS" QEMU-MESSAGE OUR-MESSAGE: a
+# snapshot table pushed with OK-ARGS is read by both (snapshot ID, the
+# last, is served); with BAD-ARGS both refuse it.
+snapshot_boundary ()
+{
     qemu-img create -q -f qcow2 "$T/a.qcow2" 1M
     cp "$T/a.qcow2" "$T/b.qcow2"
-    push snapshots "$T/a.qcow2" 65536 1 16
+    # shellcheck disable=SC2086
+    push snapshots "$T/a.qcow2" $1
     qemu_opens "$T/a.qcow2"
-    # The last one is found: every entry was read.
-    served "$T/a.qcow2" snapshot=00065536
-    push snapshots "$T/b.qcow2" 65537 1 16
-    qemu_refuses "$T/b.qcow2" 'Snapshot table too large'
-    assert_startup_refused 'nb_snapshots 65537 is too large \(at most 65536\)' \
-        "$QCOW2_PLUGIN" file="$T/b.qcow2"
+    served "$T/a.qcow2" snapshot="$2"
+    # shellcheck disable=SC2086
+    push snapshots "$T/b.qcow2" $3
+    qemu_refuses "$T/b.qcow2" "$4"
+    assert_startup_refused "$5" "$QCOW2_PLUGIN" file="$T/b.qcow2"
+}
+
+@test "limits: 65536 snapshots; 65537 are refused, as by QEMU" {
+    snapshot_boundary "65536 1 16" 00065536 "65537 1 16" \
+        'Snapshot table too large' 'nb_snapshots 65537 is too large \(at most 65536\)'
 }
 
 @test "limits: a snapshot table of 64 MiB; one byte more is refused, as by QEMU" {
     # 1024 entries of 40 + 16 + 8 + 65472 = 65536 bytes.
-    qemu-img create -q -f qcow2 "$T/a.qcow2" 1M
-    cp "$T/a.qcow2" "$T/b.qcow2"
-    push snapshots "$T/a.qcow2" 1024 65472 16
-    qemu_opens "$T/a.qcow2"
-    served "$T/a.qcow2" snapshot=00001024
-    push snapshots "$T/b.qcow2" 1024 65472 16 65473
-    qemu_refuses "$T/b.qcow2" 'overhanging snapshots'
-    assert_startup_refused 'snapshot table entry 1023 ends past the table limit \(67108864 bytes\)' \
-        "$QCOW2_PLUGIN" file="$T/b.qcow2"
+    snapshot_boundary "1024 65472 16" 00001024 "1024 65472 16 65473" \
+        'overhanging snapshots' \
+        'snapshot table entry 1023 ends past the table limit \(67108864 bytes\)'
 }
 
 @test "limits: 1024 bytes of snapshot extra data; 1025 are refused, as by QEMU" {
-    qemu-img create -q -f qcow2 "$T/a.qcow2" 1M
-    cp "$T/a.qcow2" "$T/b.qcow2"
-    push snapshots "$T/a.qcow2" 1 1 1024
-    qemu_opens "$T/a.qcow2"
-    served "$T/a.qcow2" snapshot=00000001
-    push snapshots "$T/b.qcow2" 1 1 1025
-    qemu_refuses "$T/b.qcow2" 'extra metadata'
-    assert_startup_refused 'snapshot table entry 0 has 1025 bytes of extra data \(at most 1024\)' \
-        "$QCOW2_PLUGIN" file="$T/b.qcow2"
+    snapshot_boundary "1 1 1024" 00000001 "1 1 1025" 'extra metadata' \
+        'snapshot table entry 0 has 1025 bytes of extra data \(at most 1024\)'
 }
 
 @test "limits: a backing file name of 1023 bytes; 1024 are refused" {
