@@ -228,3 +228,42 @@ special_path ()
         [ ! -e "$T/new.qcow2" ]
     done
 }
+
+@test "trust: an image on a read-only file system is served read-only, without an error" {
+    mkdir "$T/src" "$T/ro"
+    qemu-img create -q -f qcow2 "$T/src/a.qcow2" 1M
+    if ! mount --bind "$T/src" "$T/ro" 2>/dev/null; then
+        skip "cannot bind-mount here"
+    fi
+    mount -o remount,ro,bind "$T/ro" || { umount "$T/ro"; skip "cannot remount read-only"; }
+    start_nbdkit "$QCOW2_PLUGIN" file="$T/ro/a.qcow2" || { umount "$T/ro"; false; }
+    # The first client opens the image for writing: it must not fail.
+    run qemu-io -r -f raw -c 'read 0 4k' "$uri"
+    first_status=$status
+    run nbdinfo --json "$uri"
+    run_status=$status json=$output
+    run qemu-io -f raw -c 'write -P 1 0 4k' "$uri"
+    write_status=$status
+    modes=$(open_modes "$nbdkit_pid" "$T/ro/a.qcow2")
+    stop_server "$nbdkit_pid"
+    umount "$T/ro"
+    assert_equal "$first_status" 0
+    assert_equal "$run_status" 0
+    [[ $json == *'"is_read_only": true'* ]] || fail "not read-only: $json"
+    assert_equal "$write_status" 1
+    assert_equal "$modes" 0
+    run cat "$nbdkit_log"
+    refute_output --partial 'error'
+}
+
+@test "trust: an image replaced after start-up is not opened for writing" {
+    qemu-img create -q -f qcow2 "$T/a.qcow2" 1M
+    qemu-img create -q -f qcow2 "$T/b.qcow2" 1M
+    start_nbdkit "$QCOW2_PLUGIN" file="$T/a.qcow2"
+    mv "$T/b.qcow2" "$T/a.qcow2"
+    run qemu-io -f raw -c 'write -P 1 0 4k' "$uri"
+    assert_failure
+    run cat "$nbdkit_log"
+    assert_output --partial 'a.qcow2: the file was replaced by another since it was opened'
+    assert_equal "$(open_modes "$nbdkit_pid" "$T/a.qcow2")" none
+}
