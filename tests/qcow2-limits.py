@@ -8,6 +8,8 @@ for tests/test-qcow2-limits.bats.  Field offsets are from qcow2.txt
   qcow2-limits.py snapshots IMG COUNT NAME_LEN EXTRA_LEN [LAST_NAME_LEN]
                                       a snapshot table of COUNT entries
                                       sharing the active L1 table
+  qcow2-limits.py snapshot-l1 IMG N   snapshot 0's L1 table: N entries,
+                                      a copy of the active one at the end
   qcow2-limits.py share-l2 IMG N      L1 entries 0..N-1 all name the L2
                                       table of entry 0; the dirty bit set
 """
@@ -84,6 +86,19 @@ def snapshots(f, count, name_len, extra_len, last_name_len=None):
     put(f, 64, ">Q", table)
 
 
+def snapshot_l1(f, n):
+    cs = cluster_size(f)
+    entry = get(f, 64, ">Q")
+    f.seek(get(f, 40, ">Q"))
+    active = f.read(8 * get(f, 36, ">I"))
+    table = end_cluster(f)
+    grow(f, table + (8 * n + cs - 1) // cs * cs)
+    f.seek(table)
+    f.write(active[:8 * n])
+    put(f, entry, ">Q", table)
+    put(f, entry + 8, ">I", n)
+
+
 def share_l2(f, n):
     l1_offset = get(f, 40, ">Q")
     first = get(f, l1_offset, ">Q")
@@ -97,7 +112,7 @@ def main():
     cmd, path, args = sys.argv[1], sys.argv[2], [int(a) for a in sys.argv[3:]]
     with open(path, "r+b") as f:
         {"l1": l1, "reftable": reftable, "snapshots": snapshots,
-         "share-l2": share_l2}[cmd](f, *args)
+         "snapshot-l1": snapshot_l1, "share-l2": share_l2}[cmd](f, *args)
 
 
 main()

@@ -51,6 +51,33 @@ qemu_refuses ()
     assert_startup_refused 'l1_size 4194305 is too large' "$QCOW2_PLUGIN" file="$T/a.qcow2"
 }
 
+@test "limits: a snapshot's L1 table of 32 MiB; one entry more is refused, as by QEMU" {
+    qemu-img create -q -f qcow2 "$T/a.qcow2" 1M
+    cp "$T/a.qcow2" "$T/b.qcow2"
+    push snapshots "$T/a.qcow2" 1 1 16
+    push snapshot-l1 "$T/a.qcow2" 4194304
+    # QEMU checks the size when it loads the snapshot.
+    run qemu-img convert -U -l snapshot.id=00000001 -O raw "$T/a.qcow2" "$T/out.raw"
+    assert_success
+    served "$T/a.qcow2" snapshot=00000001
+    push snapshots "$T/b.qcow2" 1 1 16
+    push snapshot-l1 "$T/b.qcow2" 4194305
+    run qemu-img convert -U -l snapshot.id=00000001 -O raw "$T/b.qcow2" "$T/out.raw"
+    assert_failure
+    assert_output --partial 'Snapshot L1 table too large'
+    assert_startup_refused 'snapshot 0 has an L1 table of 4194305 entries, more than the limit' \
+        "$QCOW2_PLUGIN" file="$T/b.qcow2"
+}
+
+@test "limits: a qcow v1 L1 table of 32 MiB (8 TiB with 4K clusters); one entry more is refused" {
+    qemu-img create -q -f qcow "$T/a.qcow" 8T
+    start_nbdkit -r "$QCOW2_PLUGIN" file="$T/a.qcow"
+    assert_equal "$(nbdinfo --size "$uri")" 8796093022208
+    qemu-img create -q -f qcow "$T/b.qcow" $((8 * 2**40 + 2**21))
+    assert_startup_refused 'invalid qcow version 1 header: L1 table is too large' \
+        "$QCOW2_PLUGIN" file="$T/b.qcow"
+}
+
 @test "limits: refcount table of 8 MiB (128 clusters of 64K); one cluster more is refused, as by QEMU" {
     qemu-img create -q -f qcow2 "$T/a.qcow2" 1M
     cp "$T/a.qcow2" "$T/b.qcow2"
