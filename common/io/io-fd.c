@@ -183,6 +183,43 @@ fd_close (struct io *io)
   free (f);
 }
 
+static const struct io_ops fd_ops;
+
+/* dup3 swaps the file behind the descriptor in one step, so reads in
+ * flight on other threads never meet a closed descriptor.
+ */
+static int
+fd_take_over (struct io *io, struct io *with)
+{
+  struct io_fd *f = (struct io_fd *) io, *w = (struct io_fd *) with;
+  struct stat a, b;
+  int r = -1;
+
+  if (with->ops != &fd_ops) {
+    diag_error ("%s: cannot take over a file of another kind", f->name);
+    errno = ENOTSUP;
+  }
+  else if (fstat (f->fd, &a) == -1 || fstat (w->fd, &b) == -1)
+    fd_fail (f, "fstat");
+  else if (a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+    diag_error ("%s: the file was replaced by another since it was opened",
+                f->name);
+    errno = ESTALE;
+  }
+  else if (dup3 (w->fd, f->fd, O_CLOEXEC) == -1)
+    fd_fail (f, "dup3");
+  else {
+    io->readonly = with->readonly;
+    r = 0;
+  }
+  {
+    int e = errno;
+    io_close (with);
+    errno = e;
+  }
+  return r;
+}
+
 static const struct io_ops fd_ops = {
   .pread = fd_pread,
   .pwrite = fd_pwrite,
@@ -193,6 +230,7 @@ static const struct io_ops fd_ops = {
   .extent = fd_extent,
   .allocated = fd_allocated,
   .close = fd_close,
+  .take_over = fd_take_over,
 };
 
 struct io *
@@ -229,6 +267,18 @@ io_open_file (const char *filename, int flags)
   if (io == NULL)
     close (fd);
   return io;
+}
+
+int
+io_take_over (struct io *io, struct io *with)
+{
+  if (io->ops->take_over == NULL) {
+    diag_error ("%s: cannot be opened again", io->name);
+    io_close (with);
+    errno = ENOTSUP;
+    return -1;
+  }
+  return io->ops->take_over (io, with);
 }
 
 int

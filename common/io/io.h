@@ -32,6 +32,10 @@ struct io_ops {
   int (*extent) (struct io *io, uint64_t offset, uint64_t count,
                  bool *hole, uint64_t *length);
   void (*close) (struct io *io);
+  /* Serve from the file open in with from now on (see io_take_over).
+   * Optional.
+   */
+  int (*take_over) (struct io *io, struct io *with);
 };
 
 struct io {
@@ -94,6 +98,13 @@ extern int io_extent (struct io *io, uint64_t offset, uint64_t count,
  */
 extern int io_pread_zero_padded (struct io *io, void *buf, size_t count,
                                  uint64_t offset);
+
+/* Make io use with, the same file opened again (for writing, say):
+ * with is consumed, also on failure.  Calls running on io at the same
+ * time see either file, never a closed one.  Fails if with is another
+ * file.
+ */
+extern int io_take_over (struct io *io, struct io *with);
 
 /* Open a file by name (relative names as given).  flags: O_RDONLY or
  * O_RDWR, optionally O_CREAT.

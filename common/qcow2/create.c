@@ -38,6 +38,7 @@
 #include "cleanup.h"
 #include "diag.h"
 #include "format.h"
+#include "internal.h"
 #include "io.h"
 #include "luks.h"
 #include "minmax.h"
@@ -168,6 +169,7 @@ probe_backing (const struct qcow2_create_options *o, uint64_t *size)
   CLEANUP_FREE char *path = backing_path (o->filename, o->backing_file);
   struct io *io;
   unsigned char hdr[HDR_SIZE + 8];
+  const char *type;
   int64_t len;
   int fd, r = -1;
 
@@ -176,11 +178,16 @@ probe_backing (const struct qcow2_create_options *o, uint64_t *size)
     diag_error ("create: %m");
     return -1;
   }
-  fd = open (path, O_RDONLY | O_CLOEXEC);
+  fd = named_file_open_fd (path, O_RDONLY, &type);
   if (fd == -1) {
     int e = errno;
 
-    diag_error ("create: could not open backing file '%s': %m", o->backing_file);
+    if (type)
+      diag_error ("create: backing file '%s' is %s; only a regular file or "
+                  "a block device can be one", o->backing_file, type);
+    else
+      diag_error ("create: could not open backing file '%s': %m",
+                  o->backing_file);
     errno = e;
     return -1;
   }

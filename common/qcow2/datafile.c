@@ -24,63 +24,26 @@
 #include "internal.h"
 #include "io.h"
 
-/* Open path read-write if the image is, else (or if refused) read-only.
- * Returns the fd, or -1 with errno set and nothing reported.
- */
-static int
-open_maybe_writable (const char *path, bool *readonly)
-{
-  int fd = -1;
-
-  if (!*readonly) {
-    fd = open (path, O_RDWR | O_CLOEXEC);
-    if (fd == -1 && errno != EACCES && errno != EROFS && errno != EPERM)
-      return -1;
-  }
-  if (fd == -1) {
-    fd = open (path, O_RDONLY | O_CLOEXEC);
-    *readonly = true;
-  }
-  return fd;
-}
-
+/* Found from QEMU's working directory first, then the image's. */
 static int
 open_data_file (struct qcow2_image *img, const char *name)
 {
   CLEANUP_FREE char *dir = NULL;
   CLEANUP_FREE char *path = NULL;
-  bool readonly = img->readonly;
-  int fd, e;
+  const char *found = name;
 
-  fd = open_maybe_writable (name, &readonly);
-  if (fd == -1 && errno == ENOENT && name[0] != '/') {
-    e = errno;
+  if (name[0] != '/' && access (name, F_OK) == -1 && errno == ENOENT) {
     dir = image_dir (img);
     if (dir == NULL || (path = resolve_name (dir, name)) == NULL)
       return -1;
-    readonly = img->readonly;
-    fd = open_maybe_writable (path, &readonly);
-    if (fd == -1 && errno == ENOENT)
-      errno = e;
+    if (access (path, F_OK) == 0)
+      found = path;
   }
-  if (fd == -1) {
-    e = errno;
-    diag_error ("%s: cannot open external data file %s: %m",
-                img->filename, name);
-    errno = e;
-    return -1;
-  }
-  img->data = io_fd_wrap (fd, path ? path : name, readonly);
+  img->data = named_file_open (img, FILE_DATA, found, false, &img->data_path);
   if (img->data == NULL) {
-    close (fd);
     img->data = img->file;
     return -1;
   }
-  /* A metadata update could not be matched by the data: serve both
-   * read-only.
-   */
-  if (readonly)
-    img->readonly = true;
   return 0;
 }
 
@@ -111,6 +74,8 @@ data_file_open (struct qcow2_image *img, const struct qcow2_options *opts)
     errno = EINVAL;
     return -1;
   }
+  if (named_file_policy (img, opts, FILE_DATA) != FILE_OPEN)
+    return -1;
   if (open_data_file (img, name) == -1)
     return -1;
   size = io_size (img->data);

@@ -34,32 +34,6 @@ image_corrupt (struct qcow2_image *img, const char *fs, ...)
   return -1;
 }
 
-/* Open read-write when allowed and possible, otherwise read-only, so
- * that one open serves both kinds of client.
- */
-static struct io *
-open_image_file (const char *filename, bool readonly)
-{
-  int fd = -1;
-
-  if (!readonly) {
-    fd = open (filename, O_RDWR | O_CLOEXEC);
-    if (fd == -1 && errno != EACCES && errno != EROFS && errno != EPERM) {
-      diag_error ("open: %s: %m", filename);
-      return NULL;
-    }
-  }
-  if (fd == -1) {
-    fd = open (filename, O_RDONLY | O_CLOEXEC);
-    if (fd == -1) {
-      diag_error ("open: %s: %m", filename);
-      return NULL;
-    }
-    readonly = true;
-  }
-  return io_fd_wrap (fd, filename, readonly);
-}
-
 static void
 set_geometry (struct qcow2_image *img)
 {
@@ -112,25 +86,24 @@ describe (struct qcow2_image *img)
 int
 qcow2_open (const struct qcow2_options *opts, struct qcow2_image **img_ret)
 {
-  return image_open (opts, NULL, img_ret);
+  return image_open (opts, NULL, NULL, img_ret);
 }
 
+/* file: the image, opened by the image above (backing.c), or NULL to
+ * open opts->filename; the image owns it from here on.
+ */
 int
 image_open (const struct qcow2_options *opts, const struct chain_link *above,
-            struct qcow2_image **img_ret)
+            struct io *file, struct qcow2_image **img_ret)
 {
   struct qcow2_image *img = calloc (1, sizeof *img);
   pthread_rwlockattr_t attr;
   int64_t size;
 
-  if (img == NULL) {
+  if (img == NULL || (img->filename = strdup (opts->filename)) == NULL) {
     diag_error ("calloc: %m");
-    return -1;
-  }
-  img->filename = strdup (opts->filename);
-  if (img->filename == NULL) {
-    diag_error ("strdup: %m");
     free (img);
+    io_close (file);
     return -1;
   }
   pthread_rwlockattr_init (&attr);
@@ -139,11 +112,15 @@ image_open (const struct qcow2_options *opts, const struct chain_link *above,
   pthread_rwlock_init (&img->meta_lock, &attr);
   pthread_rwlockattr_destroy (&attr);
 
-  img->file = open_image_file (opts->filename, opts->readonly);
+  /* Read-only until qcow2_prepare_write: under nbdkit -r nothing is
+   * ever opened for writing.
+   */
+  img->file = file ? file
+    : named_file_open (img, FILE_IMAGE, opts->filename, false, &img->file_path);
   if (img->file == NULL)
     goto fail;
   img->data = img->file;
-  img->readonly = img->file->readonly;
+  img->readonly = opts->readonly;
   size = io_size (img->file);
   if (size == -1)
     goto fail;
@@ -208,8 +185,29 @@ qcow2_close (struct qcow2_image *img)
   free (img->l1);
   free (img->snapshot_l1s);
   free (img->filename);
+  free (img->file_path);
+  free (img->data_path);
   free (img);
   return r;
+}
+
+int
+image_open_for_writing (struct qcow2_image *img)
+{
+  if (img->file_path == NULL)           /* a backing file */
+    errno = EROFS;
+  else if (named_file_reopen_writable (img, FILE_IMAGE, img->file_path,
+                                       img->file) == 0 &&
+           (img->data == img->file ||
+            named_file_reopen_writable (img, FILE_DATA, img->data_path,
+                                        img->data) == 0))
+    return 0;
+  if (errno == EROFS) {
+    diag_debug ("%s: the image or its data file cannot be opened for "
+                "writing: serving it read-only", img->filename);
+    img->readonly = true;
+  }
+  return -1;
 }
 
 uint64_t

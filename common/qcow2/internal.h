@@ -62,7 +62,6 @@ struct mapping {
 struct backing {
   struct qcow2_image *qcow2;
   struct io *raw;
-  int raw_fd;                   /* raw: for SEEK_DATA in block status */
   uint64_t size;
 };
 
@@ -80,6 +79,7 @@ struct qcow2_image {
   struct io *data;              /* guest data: == file unless external */
   struct qcow2_header hdr;
   char *filename;
+  char *file_path, *data_path;  /* absolute, for opening them for writing */
   bool qcow1;                   /* the predecessor format (qcow1.c) */
 
   /* Derived geometry. */
@@ -180,8 +180,10 @@ extern int image_corrupt (struct qcow2_image *img, const char *fs, ...)
 
 /* image.c: open one image of a chain (qcow2_open opens the top). */
 extern int image_open (const struct qcow2_options *opts,
-                       const struct chain_link *above,
+                       const struct chain_link *above, struct io *file,
                        struct qcow2_image **img_ret);
+/* Open the image's files for writing (they are opened read-only). */
+extern int image_open_for_writing (struct qcow2_image *img);
 extern int image_load_l1 (struct qcow2_image *img, uint64_t offset,
                           uint32_t size);
 
@@ -197,6 +199,38 @@ extern int backing_raw_extents (const struct backing *b, uint64_t offset,
 /* A file named by an image: relative names are taken from dir. */
 extern char *resolve_name (const char *dir, const char *name);
 extern char *image_dir (const struct qcow2_image *img);
+
+/* named-file.c: the image and the files it names, as the operator's
+ * options allow.
+ */
+enum file_role { FILE_IMAGE, FILE_BACKING, FILE_DATA };
+enum file_policy {
+  FILE_OPEN,                    /* open it */
+  FILE_SKIP,                    /* do without it (backing=none) */
+  FILE_REFUSE,                  /* refuse the image (reported) */
+};
+extern enum file_policy named_file_policy (const struct qcow2_image *img,
+                                           const struct qcow2_options *opts,
+                                           enum file_role role);
+/* Open a regular file or block device for img, never blocking; with
+ * writable, read-only if it cannot be written.  abs_path (optional)
+ * gets the absolute path, for named_file_reopen_writable.
+ */
+extern struct io *named_file_open (const struct qcow2_image *img,
+                                   enum file_role role, const char *path,
+                                   bool writable, char **abs_path);
+/* The same without the policy and messages: a descriptor, or -1 with
+ * errno set and, for a file of the wrong type, *type saying what it is
+ * ("a FIFO").  access: O_RDONLY or O_RDWR.
+ */
+extern int named_file_open_fd (const char *path, int access,
+                               const char **type);
+/* Open io's file again for writing and switch io to it; EROFS (not
+ * reported) when the file refuses writing.
+ */
+extern int named_file_reopen_writable (const struct qcow2_image *img,
+                                       enum file_role role,
+                                       const char *abs_path, struct io *io);
 
 /* datafile.c: the external data file ("data_file" extension). */
 extern int data_file_open (struct qcow2_image *img,

@@ -39,6 +39,8 @@ struct qcow2_options {
 
 /* Open and validate an image (and its backing chain).  Metadata is read
  * as needed later; nothing is written until the first write request.
+ * Every file is opened read-only: qcow2_prepare_write opens the image
+ * and its data file again for writing.
  */
 extern int qcow2_open (const struct qcow2_options *opts,
                        struct qcow2_image **img_ret);
@@ -49,6 +51,9 @@ extern int qcow2_close (struct qcow2_image *img);
 /* Guest-visible size in bytes. */
 extern uint64_t qcow2_size (const struct qcow2_image *img);
 extern uint32_t qcow2_cluster_size (const struct qcow2_image *img);
+/* False for a read-only image; true may still turn false when
+ * qcow2_prepare_write finds the files cannot be written.
+ */
 extern bool qcow2_is_writable (const struct qcow2_image *img);
 /* Built-in encryption (crypt_method 1 or 2): data is stored in 512-byte
  * sectors, so requests of whole sectors are the efficient ones.
@@ -66,8 +71,11 @@ extern const char *qcow2_description (const struct qcow2_image *img);
 #define QCOW2_FAST_ZERO  (1u << 3)   /* zero: fail with ENOTSUP rather than write */
 
 /* Get ready for writing (called when a writable client connects):
- * repairs a dirty image, clears stale autoclear bits, sets the dirty
- * bit for lazy refcounts.  Fails with EROFS on a read-only image.
+ * opens the files for writing, repairs a dirty image, clears stale
+ * autoclear bits, sets the dirty bit for lazy refcounts.  Fails with
+ * EROFS on a read-only image, and on one whose files cannot be opened
+ * for writing (only reported as debug: qcow2_is_writable is false
+ * from then on).
  */
 extern int qcow2_prepare_write (struct qcow2_image *img);
 

@@ -142,6 +142,11 @@ read_entry (struct qcow2_image *img, uint32_t i, uint64_t *offset,
                           i, extra_size, MAX_SNAPSHOT_EXTRA);
 
   var_len = (uint64_t) extra_size + id_len + name_len;
+  /* QEMU's limit is on where the last entry ends. */
+  if (*offset + SN_FIXED_LENGTH + var_len - img->hdr.snapshots_offset >
+      MAX_SNAPSHOT_TABLE)
+    return image_corrupt (img, "snapshot table entry %" PRIu32 " ends past "
+                          "the table limit (%d bytes)", i, MAX_SNAPSHOT_TABLE);
   if (!range_within (*offset + SN_FIXED_LENGTH, var_len, img->file_size))
     return image_corrupt (img, "snapshot table entry %" PRIu32 " at %#" PRIx64
                           " runs past the end of the file", i, *offset);

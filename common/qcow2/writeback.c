@@ -194,6 +194,8 @@ prepare_locked (struct qcow2_image *img)
     errno = EIO;
     return -1;
   }
+  if (image_open_for_writing (img) == -1)
+    return -1;
   img->w = calloc (1, sizeof *img->w);
   if (img->w == NULL) {
     diag_error ("calloc: %m");

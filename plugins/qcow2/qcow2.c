@@ -248,9 +248,13 @@ static void *
 qcow2_plugin_open (int readonly)
 {
   /* Every connection shares the one image.  The first writable one
-   * gets it ready for writing (repair, feature bits).
+   * gets it ready for writing (opens the files for writing, repair,
+   * feature bits): readonly is nbdkit -r, which the plugin learns only
+   * here, so under -r nothing is ever opened for writing.  Files that
+   * refuse writing leave the image read-only (can_write is then false).
    */
-  if (!readonly && qcow2_is_writable (img) && qcow2_prepare_write (img) == -1)
+  if (!readonly && qcow2_is_writable (img) &&
+      qcow2_prepare_write (img) == -1 && qcow2_is_writable (img))
     return NULL;
   return img;
 }
