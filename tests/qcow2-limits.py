@@ -10,6 +10,9 @@ for tests/test-qcow2-limits.bats.  Field offsets are from qcow2.txt
                                       sharing the active L1 table
   qcow2-limits.py snapshot-l1 IMG N   snapshot 0's L1 table: N entries,
                                       a copy of the active one at the end
+  qcow2-limits.py fill-below-2-49 IMG every cluster below 2^49 in use
+                                      but the last 8 (2M clusters, 1-bit
+                                      refcounts); the file that long
   qcow2-limits.py share-l2 IMG N      L1 entries 0..N-1 all name the L2
                                       table of entry 0; the dirty bit set
 """
@@ -99,6 +102,22 @@ def snapshot_l1(f, n):
     put(f, entry + 8, ">I", n)
 
 
+def fill_below_2_49(f):
+    cs = cluster_size(f)
+    assert cs == 2 << 20 and get(f, 96, ">I") == 0, "2M clusters, 1-bit refcounts"
+    reftable_offset = get(f, 48, ">Q")
+    first = end_cluster(f) // cs
+    # 16 blocks of 2^24 one-bit entries cover 2^28 clusters of 2M.
+    for i in range(16):
+        block = bytearray(b"\xff" * cs)
+        if i == 15:
+            block[-1] = 0
+        f.seek((first + i) * cs)
+        f.write(block)
+        put(f, reftable_offset + 8 * i, ">Q", (first + i) * cs)
+    f.truncate(1 << 49)
+
+
 def share_l2(f, n):
     l1_offset = get(f, 40, ">Q")
     first = get(f, l1_offset, ">Q")
@@ -112,7 +131,8 @@ def main():
     cmd, path, args = sys.argv[1], sys.argv[2], [int(a) for a in sys.argv[3:]]
     with open(path, "r+b") as f:
         {"l1": l1, "reftable": reftable, "snapshots": snapshots,
-         "snapshot-l1": snapshot_l1, "share-l2": share_l2}[cmd](f, *args)
+         "snapshot-l1": snapshot_l1, "share-l2": share_l2,
+         "fill-below-2-49": fill_below_2_49}[cmd](f, *args)
 
 
 main()

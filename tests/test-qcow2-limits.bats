@@ -14,6 +14,14 @@ setup ()
     LIMITS=$BATS_TEST_DIRNAME/qcow2-limits.py
 }
 
+teardown ()
+{
+    local r=0
+    cleanup_servers || r=$?
+    if [ -n "${SHM:-}" ]; then rm -rf "$SHM"; fi
+    return "$r"
+}
+
 push ()
 {
     /usr/bin/python3 "$LIMITS" "$@"
@@ -224,4 +232,31 @@ f = open(sys.argv[1], "rb"); f.seek(72); print(struct.unpack(">Q", f.read(8))[0]
         --filter="$COMPRESS_FILTER" "$QCOW2_PLUGIN" file="$T/z.qcow2" compression-level=10
     assert_startup_refused 'level' \
         --filter="$COMPRESS_FILTER" "$QCOW2_PLUGIN" file="$T/s.qcow2" compression-level=23
+}
+
+@test "limits: compress filter: compressed clusters only below 2^49 bytes with 2M clusters" {
+    requires_module "$COMPRESS_FILTER"
+    # A sparse file of 512 TiB: tmpfs can hold one, ext4 cannot.
+    if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" != tmpfs ]; then
+        skip "no tmpfs at /dev/shm"
+    fi
+    SHM=$(mktemp -d /dev/shm/qcow2-limits.XXXXXX)
+    qemu-img create -q -f qcow2 -o cluster_size=2M,refcount_bits=1 "$SHM/c.qcow2" 64M
+    push fill-below-2-49 "$SHM/c.qcow2"
+    head -c 48M /dev/urandom | base64 | head -c 64M > "$SHM/text"
+    head -c 8M "$SHM/text" > "$SHM/text8"
+    start_nbdkit --filter="$COMPRESS_FILTER" "$QCOW2_PLUGIN" file="$SHM/c.qcow2"
+    # One L2 table and the first clusters fit in the last 8 free
+    # clusters below 2^49, and read back in QEMU.
+    run nbdcopy -- "$SHM/text8" "$uri"
+    assert_success
+    stop_server "$nbdkit_pid"
+    qemu-img convert -U -O raw "$SHM/c.qcow2" "$SHM/out.raw"
+    cmp -n 8M "$SHM/out.raw" "$SHM/text"
+    # More would need a cluster at 2^49.
+    start_nbdkit --filter="$COMPRESS_FILTER" "$QCOW2_PLUGIN" file="$SHM/c.qcow2"
+    run nbdcopy -- "$SHM/text" "$uri"
+    assert_failure
+    run cat "$nbdkit_log"
+    assert_output --partial 'host offset 0x2000000000000 is too large for a compressed cluster descriptor'
 }
