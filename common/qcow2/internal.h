@@ -209,6 +209,10 @@ enum file_policy {
   FILE_SKIP,                    /* do without it (backing=none) */
   FILE_REFUSE,                  /* refuse the image (reported) */
 };
+/* The directory of a file, which relative names it records are taken
+ * from: "." for a bare name.
+ */
+extern char *named_file_dir (const char *path);
 extern enum file_policy named_file_policy (const struct qcow2_image *img,
                                            const struct qcow2_options *opts,
                                            enum file_role role);

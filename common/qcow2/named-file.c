@@ -30,6 +30,23 @@
 #include "internal.h"
 #include "io.h"
 
+char *
+named_file_dir (const char *path)
+{
+  const char *slash = strrchr (path, '/');
+  char *dir;
+
+  if (slash == NULL)
+    dir = strdup (".");
+  else if (slash == path)
+    dir = strdup ("/");
+  else
+    dir = strndup (path, slash - path);
+  if (dir == NULL)
+    diag_error ("strdup: %m");
+  return dir;
+}
+
 enum file_policy
 named_file_policy (const struct qcow2_image *img,
                    const struct qcow2_options *opts, enum file_role role)
