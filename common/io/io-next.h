@@ -1,9 +1,13 @@
-/* A struct io over nbdkit's next layer, used only while unlocking (the
- * header and key areas are read through it); requests go straight to
- * next->pread/pwrite afterwards.
+/* A struct io over nbdkit's next layer, for filters: an engine in
+ * common/ reads and writes the layer below through it (the luks filter
+ * its header and key areas while unlocking).
+ *
+ * Glue, not engine: it is built into the filters that use it
+ * (libio-next.la, compiled with nbdkit's flags), and io.h, which the
+ * engines include, stays free of nbdkit types.
  */
-#ifndef LUKS_IO_NEXT_H
-#define LUKS_IO_NEXT_H
+#ifndef IO_NEXT_H
+#define IO_NEXT_H
 
 #include <nbdkit-filter.h>
 
@@ -18,4 +22,4 @@ struct io_next {
 extern void io_next_init (struct io_next *n, nbdkit_next *next,
                           const char *name);
 
-#endif /* LUKS_IO_NEXT_H */
+#endif /* IO_NEXT_H */
