@@ -28,11 +28,6 @@ struct luks_volume {
   struct luks_cipher *cipher;
 };
 
-/* Where key areas may lie: [header_offset, limit). */
-extern int luks_device_limit (struct io *io,
-                              const struct luks_open_params *params,
-                              uint64_t *limit);
-
 /* Check that "cipher"/"mode" with key_len bytes is supported, so that
  * an unusable volume is refused before the costly key derivation.
  */
@@ -71,12 +66,15 @@ extern int luks_keyslot_store (struct io *io,
 /* Constant-time comparison of digests. */
 extern bool luks_digest_equal (const uint8_t *a, const uint8_t *b, size_t len);
 
-/* The two formats.  They fill in *v (version, offsets, cipher). */
+/* The two formats, called by luks_open (volume.c) only.  They fill in
+ * *v (version, offsets, cipher); key areas may lie in
+ * [header_offset, limit), which luks_open has checked against the io.
+ */
 extern int luks1_open (struct io *io, const struct luks_open_params *params,
-                       const uint8_t *pass, size_t pass_len,
+                       uint64_t limit, const uint8_t *pass, size_t pass_len,
                        struct luks_volume *v);
 extern int luks2_open (struct io *io, const struct luks_open_params *params,
-                       const uint8_t *pass, size_t pass_len,
+                       uint64_t limit, const uint8_t *pass, size_t pass_len,
                        struct luks_volume *v);
 
 #endif /* LUKS_INTERNAL_H */

@@ -218,18 +218,17 @@ try_slot (struct io *io, const struct luks1_header *h, int i,
 
 int
 luks1_open (struct io *io, const struct luks_open_params *params,
-            const uint8_t *pass, size_t pass_len, struct luks_volume *v)
+            uint64_t limit, const uint8_t *pass, size_t pass_len,
+            struct luks_volume *v)
 {
   uint8_t hdr[LUKS1_HDR_SIZE];
   struct luks1_header h;
   struct luks_keyslot_area areas[LUKS1_NUM_KEYSLOTS];
   bool active[LUKS1_NUM_KEYSLOTS];
-  uint64_t limit;
   uint8_t *key = NULL;
   int i, r, found = -1, n_active = 0;
 
-  if (luks_device_limit (io, params, &limit) == -1 ||
-      io_pread (io, hdr, sizeof hdr, params->header_offset) == -1 ||
+  if (io_pread (io, hdr, sizeof hdr, params->header_offset) == -1 ||
       parse_header (hdr, params->embedded, &h) == -1)
     return -1;
 

@@ -199,11 +199,11 @@ volume_key_length (const struct luks2_metadata *md, size_t *key_len)
 
 int
 luks2_open (struct io *io, const struct luks_open_params *params,
-            const uint8_t *pass, size_t pass_len, struct luks_volume *v)
+            uint64_t limit, const uint8_t *pass, size_t pass_len,
+            struct luks_volume *v)
 {
   struct luks2_header hdr = { NULL };
   struct luks2_metadata *md;
-  uint64_t limit;
   uint8_t *key = NULL;
   size_t key_len;
   int slot, r = -1;
@@ -213,8 +213,7 @@ luks2_open (struct io *io, const struct luks_open_params *params,
     diag_error ("luks: malloc: %m");
     return -1;
   }
-  if (luks_device_limit (io, params, &limit) == -1 ||
-      luks2_read_header (io, params->header_offset, limit, &hdr) == -1 ||
+  if (luks2_read_header (io, params->header_offset, limit, &hdr) == -1 ||
       luks2_parse_metadata (&hdr, params->header_offset, limit, md) == -1 ||
       volume_key_length (md, &key_len) == -1 ||
       luks_cipher_check (md->cipher, md->mode, key_len) == -1)

@@ -15,9 +15,10 @@
 #include "keymem.h"
 #include "rounding.h"
 
-int
-luks_device_limit (struct io *io, const struct luks_open_params *params,
-                   uint64_t *limit)
+/* Where key areas may lie: [header_offset, limit). */
+static int
+device_limit (struct io *io, const struct luks_open_params *params,
+              uint64_t *limit)
 {
   int64_t size = io_size (io);
 
@@ -78,7 +79,7 @@ luks_open (struct io *io, const struct luks_open_params *params,
   uint64_t limit;
   int version, r;
 
-  if (luks_device_limit (io, params, &limit) == -1)
+  if (device_limit (io, params, &limit) == -1)
     return NULL;
   version = probe_version (io, params, limit);
   if (version == -1)
@@ -97,9 +98,11 @@ luks_open (struct io *io, const struct luks_open_params *params,
   }
   v->header_offset = params->header_offset;
   if (version == 1)
-    r = luks1_open (io, params, (const uint8_t *) passphrase, passphrase_len, v);
+    r = luks1_open (io, params, limit, (const uint8_t *) passphrase,
+                    passphrase_len, v);
   else
-    r = luks2_open (io, params, (const uint8_t *) passphrase, passphrase_len, v);
+    r = luks2_open (io, params, limit, (const uint8_t *) passphrase,
+                    passphrase_len, v);
   if (r == -1) {
     int e = errno;
     free (v);
