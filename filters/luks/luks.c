@@ -25,6 +25,7 @@
 #include "keymem.h"
 #include "luks.h"
 #include "minmax.h"
+#include "passphrase-param.h"
 #include "rounding.h"
 
 /* Parameters.  The passphrase lives in locked memory until the volume
@@ -69,28 +70,13 @@ luks_unload (void)
 }
 
 static int
-set_passphrase (const char *value)
-{
-  char *p;
-
-  if (nbdkit_read_password (value, &p) == -1)
-    return -1;
-  keymem_free (passphrase);
-  passphrase_len = strlen (p);
-  passphrase = keymem_dup (p, passphrase_len + 1);
-  explicit_bzero (p, passphrase_len);
-  free (p);
-  return passphrase ? 0 : -1;
-}
-
-static int
 luks_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
              const char *key, const char *value)
 {
   int r;
 
   if (strcmp (key, "passphrase") == 0)
-    return set_passphrase (value);
+    return passphrase_param (value, &passphrase, &passphrase_len);
   r = kdf_params_config (&kdf_limits, key, value);
   if (r != 0)
     return r == 1 ? 0 : -1;
