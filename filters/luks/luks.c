@@ -6,7 +6,8 @@
  * Writes of whole sectors run in parallel; a write that covers part of
  * a sector must read, decrypt, patch, encrypt and write that sector,
  * and does so holding the write side of a process-wide rwlock, so no
- * other write can slip in between its read and its write.
+ * other write can slip in between its read and its write
+ * (common/luks/sector-write.c).
  */
 #include <config.h>
 
@@ -27,6 +28,7 @@
 #include "minmax.h"
 #include "passphrase-param.h"
 #include "rounding.h"
+#include "sector-write.h"
 
 /* Parameters.  The passphrase lives in locked memory until the volume
  * is unlocked, and is wiped then.
@@ -44,11 +46,10 @@ static pthread_mutex_t unlock_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct luks_volume *volume;
 static int unlock_errno;
 
-/* Read side: whole-sector writes.  Write side: partial-sector writes. */
-static pthread_rwlock_t rmw_lock = PTHREAD_RWLOCK_INITIALIZER;
-
-/* Zeroes are encrypted in chunks of this size. */
-#define ZERO_CHUNK (1024 * 1024)
+/* Read side: whole-sector writes.  Write side: partial-sector writes
+ * (see sector-write.h).
+ */
+static pthread_rwlock_t rmw_lock;
 
 struct handle {
   uint64_t offset;              /* of the payload in the layer below */
@@ -60,6 +61,7 @@ static void
 luks_load (void)
 {
   diag_set_handlers (nbdkit_verror, nbdkit_vdebug);
+  sector_write_lock_init (&rmw_lock);
 }
 
 static void
@@ -298,99 +300,62 @@ luks_pread (nbdkit_next *next, void *handle, void *buf,
   return 0;
 }
 
-/* Part of one sector: read-modify-write under the exclusive lock.
- * data NULL means zeroes.
- */
-static int
-write_partial_sector (nbdkit_next *next, struct handle *h, const void *data,
-                      uint32_t count, uint64_t offset, uint32_t flags,
-                      int *err)
-{
-  uint64_t start = ROUND_DOWN (offset, (uint64_t) h->sector);
-  CLEANUP_FREE char *sector = malloc (h->sector);
-  int r;
+/* What sector_write needs for one request. */
+struct write_request {
+  nbdkit_next *next;
+  struct handle *h;
+  uint32_t flags;
+  int err;
+};
 
-  if (sector == NULL) {
-    *err = errno;
-    nbdkit_error ("malloc: %m");
+static int
+rmw_read_sector (void *opaque, void *buf, uint64_t offset)
+{
+  struct write_request *rq = opaque;
+
+  if (read_sectors (rq->next, rq->h, buf, rq->h->sector, offset,
+                    &rq->err) == -1) {
+    errno = rq->err;
     return -1;
   }
-  pthread_rwlock_wrlock (&rmw_lock);
-  r = read_sectors (next, h, sector, h->sector, start, err);
-  if (r == 0) {
-    if (data)
-      memcpy (sector + (offset - start), data, count);
-    else
-      memset (sector + (offset - start), 0, count);
-    r = write_sectors (next, h, sector, h->sector, start, flags, err);
-  }
-  pthread_rwlock_unlock (&rmw_lock);
-  return r;
+  return 0;
 }
 
-/* Whole sectors, shared lock.  Data is copied to a bounce buffer
- * (the caller's must not be changed) and written in one request;
- * zeroes (data NULL) in chunks.
- */
 static int
-write_whole_sectors (nbdkit_next *next, struct handle *h, const void *data,
-                     uint32_t count, uint64_t offset, uint32_t flags,
-                     int *err)
+rmw_write_sectors (void *opaque, void *buf, size_t len, uint64_t offset)
 {
-  uint32_t chunk = data ? count : MIN (count, (uint32_t) ZERO_CHUNK);
-  CLEANUP_FREE char *buf = malloc (chunk);
-  int r = 0;
+  struct write_request *rq = opaque;
 
-  if (buf == NULL) {
-    *err = errno;
-    nbdkit_error ("malloc: %m");
+  if (write_sectors (rq->next, rq->h, buf, len, offset, rq->flags,
+                     &rq->err) == -1) {
+    errno = rq->err;
     return -1;
   }
-  pthread_rwlock_rdlock (&rmw_lock);
-  while (count > 0 && r == 0) {
-    uint32_t n = MIN (count, chunk);
-
-    if (data)
-      memcpy (buf, data, n);
-    else
-      memset (buf, 0, n);
-    r = write_sectors (next, h, buf, n, offset, flags, err);
-    offset += n;
-    count -= n;
-  }
-  pthread_rwlock_unlock (&rmw_lock);
-  return r;
+  return 0;
 }
 
-/* Write count bytes at offset (data NULL = zeroes): a partial head
- * sector, whole sectors, a partial tail sector.
+/* Write count bytes at offset (data NULL = zeroes), whole sectors in
+ * one request (count is 32 bits).
  */
 static int
 write_range (nbdkit_next *next, struct handle *h, const char *data,
              uint32_t count, uint64_t offset, uint32_t flags, int *err)
 {
-  uint32_t head = offset % h->sector, n;
+  struct write_request rq = {
+    .next = next, .h = h, .flags = flags & NBDKIT_FLAG_FUA,
+  };
+  const struct sector_writer w = {
+    .sector = h->sector,
+    .chunk = ROUND_UP ((size_t) count, h->sector),
+    .read_sector = rmw_read_sector,
+    .write_sectors = rmw_write_sectors,
+    .opaque = &rq,
+  };
 
-  if (head != 0) {
-    n = MIN (count, h->sector - head);
-    if (write_partial_sector (next, h, data, n, offset, flags, err) == -1)
-      return -1;
-    offset += n;
-    count -= n;
-    if (data)
-      data += n;
+  if (sector_write (&rmw_lock, &w, data, count, offset) == -1) {
+    *err = rq.err ? rq.err : errno;
+    return -1;
   }
-  n = ROUND_DOWN (count, h->sector);
-  if (n > 0) {
-    if (write_whole_sectors (next, h, data, n, offset, flags, err) == -1)
-      return -1;
-    offset += n;
-    count -= n;
-    if (data)
-      data += n;
-  }
-  if (count > 0)
-    return write_partial_sector (next, h, data, count, offset, flags, err);
   return 0;
 }
 
@@ -398,16 +363,14 @@ static int
 luks_pwrite (nbdkit_next *next, void *handle, const void *buf,
              uint32_t count, uint64_t offset, uint32_t flags, int *err)
 {
-  return write_range (next, handle, buf, count, offset,
-                      flags & NBDKIT_FLAG_FUA, err);
+  return write_range (next, handle, buf, count, offset, flags, err);
 }
 
 static int
 luks_zero (nbdkit_next *next, void *handle, uint32_t count, uint64_t offset,
            uint32_t flags, int *err)
 {
-  return write_range (next, handle, NULL, count, offset,
-                      flags & NBDKIT_FLAG_FUA, err);
+  return write_range (next, handle, NULL, count, offset, flags, err);
 }
 
 static int
