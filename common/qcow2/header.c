@@ -192,7 +192,10 @@ parse_extensions (const unsigned char *c0, uint32_t start, uint32_t end,
       *features_len = len;
       break;
     case EXT_BITMAPS:
-      h->has_bitmaps = true;
+      /* Not read: the bitmaps are consistent only while autoclear bit
+       * 0 is set ("Bitmaps extension"), and a writer clears it before
+       * its first write (writeback.c), as the autoclear rule says.
+       */
       break;
     default:
       /* Unknown extensions are kept as they are on disk. */

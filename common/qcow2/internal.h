@@ -39,7 +39,6 @@ struct qcow2_header {
   char *data_file;              /* NULL if not recorded */
   uint64_t crypto_offset;       /* EXT_CRYPTO_HEADER, 0 if absent */
   uint64_t crypto_length;
-  bool has_bitmaps;
 };
 
 /* What one guest range maps to (cluster-map.c). */
