@@ -171,8 +171,7 @@ print(struct.unpack_from(">Q", d, l2)[0] & 0x00fffffffffffe00)' img)
             assert_output --partial "Input/output error"
             stop_server "$nbdkit_pid"
             cat "$nbdkit_log"
-            grep -q "qcow2 image is corrupt: .*overlap\|is its own L2 table" \
-                "$nbdkit_log"
+            grep -q "qcow2 image is corrupt: .*overlap" "$nbdkit_log"
             dd if=img of=after bs=4096 skip=$((host / 4096)) count=1 \
                 status=none
             cmp before after

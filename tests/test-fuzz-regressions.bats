@@ -49,8 +49,7 @@ print(struct.unpack_from(">Q", d, l2)[0] & 0x00fffffffffffe00)' "$T/img")
         assert_output --partial "Input/output error"
         stop_server "$nbdkit_pid"
         cat "$nbdkit_log"
-        grep -Eq "corrupt: (write to .* would overlap the|data cluster .* is its own L2 table)" \
-            "$nbdkit_log"
+        grep -q "corrupt: write to .* would overlap the" "$nbdkit_log"
 
         dd if="$T/img" of="$T/after" bs=4096 skip=$((host / 4096)) count=1 \
             status=none
