@@ -41,6 +41,34 @@ make_cryptsetup_luks1 ()
     cryptsetup convert --type luks1 -q "$1"
 }
 
+# Key derivations cheap enough for volumes a test patches.
+LUKS_PBKDF2_CHEAP=(--pbkdf pbkdf2 --pbkdf-force-iterations 1000)
+LUKS_ARGON2_CHEAP=(--pbkdf argon2id --pbkdf-force-iterations 4
+                   --pbkdf-memory 32 --pbkdf-parallel 1)
+
+# make_cheap_volumes PASS PBKDF2-NAME ARGON2-NAME: for setup_file, in
+# the current directory: key (holding PASS), 1 MiB of plain, and
+# cryptsetup volumes of it, luks1 and two LUKS2 ones (pbkdf2, argon2id)
+# named as given.  Nothing without cryptsetup: the tests then skip.
+make_cheap_volumes ()
+{
+    command -v cryptsetup >/dev/null || return 0
+    echo -n "$1" > key
+    make_plain plain $((1024 * 1024))
+    make_cryptsetup_luks1 luks1 plain key
+    make_cryptsetup_luks2 "$2" plain key "${LUKS_PBKDF2_CHEAP[@]}"
+    make_cryptsetup_luks2 "$3" plain key "${LUKS_ARGON2_CHEAP[@]}"
+}
+
+# luks_filter_setup: setup for tests of the luks filter over cryptsetup
+# volumes, each in its own directory.
+luks_filter_setup ()
+{
+    requires cryptsetup nbdinfo
+    requires_module "$LUKS_FILTER"
+    cd "$BATS_TEST_TMPDIR"
+}
+
 # make_qemu_luks OUT SIZE PASS: raw LUKS1 by qemu-img.  Its PBKDF
 # timing sometimes fails ("Unable to get accurate CPU usage"): retry.
 make_qemu_luks ()

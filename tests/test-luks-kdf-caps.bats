@@ -20,27 +20,15 @@ load luks-functions
 PASS=kdf-caps-pass
 SECRET="secret,id=sec0,data=$PASS"
 
-# Cheap derivations for the volumes the tests patch.
-PBKDF2_CHEAP=(--pbkdf pbkdf2 --pbkdf-force-iterations 1000)
-ARGON2_CHEAP=(--pbkdf argon2id --pbkdf-force-iterations 4
-              --pbkdf-memory 32 --pbkdf-parallel 1)
-
 setup_file ()
 {
-    command -v cryptsetup >/dev/null || return 0
     cd "$BATS_FILE_TMPDIR"
-    echo -n "$PASS" > key
-    make_plain plain $((1024 * 1024))
-    make_cryptsetup_luks1 luks1 plain key
-    make_cryptsetup_luks2 luks2-pbkdf2 plain key "${PBKDF2_CHEAP[@]}"
-    make_cryptsetup_luks2 luks2-argon2 plain key "${ARGON2_CHEAP[@]}"
+    make_cheap_volumes "$PASS" luks2-pbkdf2 luks2-argon2
 }
 
 setup ()
 {
-    requires cryptsetup nbdinfo
-    requires_module "$LUKS_FILTER"
-    cd "$BATS_TEST_TMPDIR"
+    luks_filter_setup
 }
 
 @test "kdf caps: LUKS1 key slot iterations over the cap are refused at once" {
@@ -251,13 +239,7 @@ make_encrypted_qcow2 ()
 # refused_at_startup PATTERN ARGS...: within 5 s.
 refused_at_startup ()
 {
-    local t0 t1
-    t0=$(now_ms)
-    assert_startup_refused "$@"
-    t1=$(now_ms)
-    if test $((t1 - t0)) -ge 5000; then
-        fail "refused after $((t1 - t0)) ms"
-    fi
+    assert_startup_refused_within 5000 "$@"
 }
 
 @test "kdf caps: qcow2 plugin: key slot and digest iterations over the caps are refused at start-up" {

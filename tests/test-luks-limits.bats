@@ -13,22 +13,13 @@ PASS=limits-pass
 
 setup_file ()
 {
-    command -v cryptsetup >/dev/null || return 0
     cd "$BATS_FILE_TMPDIR"
-    echo -n "$PASS" > key
-    make_plain plain $((1024 * 1024))
-    make_cryptsetup_luks1 luks1 plain key
-    make_cryptsetup_luks2 luks2 plain key --pbkdf pbkdf2 \
-        --pbkdf-force-iterations 1000
-    make_cryptsetup_luks2 argon2 plain key --pbkdf argon2id \
-        --pbkdf-force-iterations 4 --pbkdf-memory 32 --pbkdf-parallel 1
+    make_cheap_volumes "$PASS" luks2 argon2
 }
 
 setup ()
 {
-    requires cryptsetup nbdinfo
-    requires_module "$LUKS_FILTER"
-    cd "$BATS_TEST_TMPDIR"
+    luks_filter_setup
 }
 
 # patched BASE OUT PATCH-ARGS...: a copy of a volume of setup_file,

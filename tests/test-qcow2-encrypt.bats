@@ -78,17 +78,10 @@ qemu_view ()
         -O raw "$2"
 }
 
-# qemu_check IMAGE: `qemu-img check` exit 0.
+# qemu_check IMAGE: `qemu-img check` of the encrypted image exit 0.
 qemu_check ()
 {
-    local status=0
-    qemu-img check --object "$SECRET" --image-opts "$(image_opts "$1")" \
-        >check.out 2>&1 || status=$?
-    if test "$status" -ne 0; then
-        echo "qemu-img check $1: exit $status" >&2
-        cat check.out >&2
-        return 1
-    fi
+    check_clean "$(image_opts "$1")" --object "$SECRET" --image-opts
 }
 
 # qemu_compare IMAGE RAW: QEMU decrypts IMAGE to exactly RAW.
