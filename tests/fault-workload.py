@@ -30,26 +30,11 @@
 #
 # Exit status: 0 success, 1 a check failed, 2 usage or set-up error.
 
-import argparse
-import importlib.util
-import os
 import pickle
 import random
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def load(name, file):
-    spec = importlib.util.spec_from_file_location(name,
-                                                  os.path.join(HERE, file))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
+from workload_cli import command_line, load, log, run
 
 
 def fail(msg):
@@ -190,23 +175,16 @@ def cmd_verify(args):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__)
-    sub = p.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run")
-    r.add_argument("--uri", required=True)
+    p, sub, r = command_line(__doc__, ops=200)
     r.add_argument("--initial", required=True)
     r.add_argument("--state", required=True)
     r.add_argument("--arm")
     r.add_argument("--sticky", action="store_true")
     r.add_argument("--may-not-fail", action="store_true")
-    r.add_argument("--seed", type=int, default=1)
-    r.add_argument("--ops", type=int, default=200)
-    r.add_argument("--cluster-size", type=int, default=65536)
     v = sub.add_parser("verify")
     v.add_argument("--state", required=True)
     v.add_argument("--image", required=True)
-    args = p.parse_args()
-    return cmd_run(args) if args.cmd == "run" else cmd_verify(args)
+    return run(p, {"run": cmd_run, "verify": cmd_verify})
 
 
 if __name__ == "__main__":

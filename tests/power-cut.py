@@ -38,9 +38,7 @@
 #
 # Exit status: 0 success, 1 a check failed, 2 usage or set-up error.
 
-import argparse
 import hashlib
-import importlib.util
 import os
 import pickle
 import random
@@ -50,10 +48,15 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-spec = importlib.util.spec_from_file_location(
-    "write_workload", os.path.join(HERE, "write-workload.py"))
-ww = importlib.util.module_from_spec(spec)
+from workload_cli import command_line, load, log, run
+
+ww = None                       # write-workload.py, loaded when needed
+
+
+def load_write_workload():
+    global ww
+    if ww is None:
+        ww = load("write_workload", "write-workload.py")
 
 KiB = 1024
 SECTOR = 512
@@ -64,10 +67,6 @@ WRITE, ZERO, TRUNCATE, SYNC, SYNCED, MARK, ALLOC, RANGE = range(1, 9)
 # Marks: the `file` field says which.
 M_ISSUE, M_ACK, M_FLUSHED = 1, 2, 3
 HDR = struct.Struct("<IIIIQQ")
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
 
 
 class CheckFailed(Exception):
@@ -116,7 +115,7 @@ def gen_extent(rng, size, cluster, limit):
 
 def cmd_run(args):
     import nbd
-    spec.loader.exec_module(ww)
+    load_write_workload()
     rng = random.Random(args.seed)
     h = nbd.NBD()
     h.set_strict_mode(h.get_strict_mode() & ~nbd.STRICT_ALIGN)
@@ -388,7 +387,7 @@ def choose_cuts(recs, n_random, rng):
 
 class Checker:
     def __init__(self, args):
-        spec.loader.exec_module(ww)
+        load_write_workload()
         self.args = args
         self.buf, self.recs = read_journal(args.journal)
         with open(args.ops_file, "rb") as f:
@@ -599,15 +598,9 @@ def cmd_check(args):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__)
-    sub = p.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run")
-    r.add_argument("--uri", required=True)
+    p, sub, r = command_line(__doc__, ops=150)
     r.add_argument("--journal", required=True)
     r.add_argument("--ops-file", required=True)
-    r.add_argument("--seed", type=int, default=1)
-    r.add_argument("--ops", type=int, default=150)
-    r.add_argument("--cluster-size", type=int, default=65536)
     r.add_argument("--fua", type=float, default=0.1,
                    help="probability of FUA on a write or zero")
     r.add_argument("--no-trim", action="store_true")
@@ -625,8 +618,7 @@ def main():
     c.add_argument("--lazy", action="store_true",
                    help="lazy refcounts: repair, as QEMU does on open")
     c.add_argument("--secret", help="passphrase of an encrypted image")
-    args = p.parse_args()
-    return cmd_run(args) if args.cmd == "run" else cmd_check(args)
+    return run(p, {"run": cmd_run, "check": cmd_check})
 
 
 if __name__ == "__main__":

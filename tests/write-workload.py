@@ -35,7 +35,6 @@
 #
 # Exit status: 0 success, 1 a check failed, 2 usage or set-up error.
 
-import argparse
 import errno
 import json
 import os
@@ -45,6 +44,8 @@ import sys
 import time
 
 import nbd
+
+from workload_cli import command_line, log, run
 
 KiB = 1024
 MiB = 1024 * 1024
@@ -59,10 +60,6 @@ class CheckFailed(Exception):
 
 def fail(msg):
     raise CheckFailed(msg)
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
 
 
 # ----------------------------------------------------------------------
@@ -828,16 +825,10 @@ def cmd_verify(args):
 # ----------------------------------------------------------------------
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__)
-    sub = p.add_subparsers(dest="cmd", required=True)
-
-    r = sub.add_parser("run")
-    r.add_argument("--uri", required=True)
+    p, sub, r = command_line(__doc__, ops=300)
     r.add_argument("--reference", required=True,
                    help="raw file with the guest view; updated in place")
     r.add_argument("--backing", help="raw guest view of the backing file")
-    r.add_argument("--seed", type=int, default=1)
-    r.add_argument("--ops", type=int, default=300)
     r.add_argument("--time-limit", type=float, default=0,
                    help="stop issuing after this many seconds")
     r.add_argument("--inflight", type=int, default=8)
@@ -845,8 +836,6 @@ def main():
     r.add_argument("--max-size", type=int, default=MAX_ZERO,
                    help="largest request (default 4 MiB for data, "
                    "16 MiB for zero and trim)")
-    r.add_argument("--cluster-size", type=int, default=65536,
-                   help="favoured alignment")
     r.add_argument("--no-trim", action="store_true")
     r.add_argument("--without", action="append",
                    choices=["pwrite", "zero", "trim", "pread", "flush",
@@ -877,11 +866,8 @@ def main():
                    "zero showing another cluster's unflushed data (qemu-nbd "
                    "7.2 does this after a crash)")
 
-    args = p.parse_args()
     try:
-        if args.cmd == "run":
-            return cmd_run(args)
-        return cmd_verify(args)
+        return run(p, {"run": cmd_run, "verify": cmd_verify})
     except CheckFailed as e:
         print("FAIL: %s" % e, file=sys.stderr)
         return 1
