@@ -97,28 +97,27 @@ sector_write (pthread_rwlock_t *lock, const struct sector_writer *w,
               const void *buf, uint64_t count, uint64_t offset)
 {
   const char *data = buf;
-  uint32_t head = offset & (w->sector - 1);
-  uint64_t n;
 
-  if (head != 0) {
-    n = MIN (count, (uint64_t) w->sector - head);
-    if (write_partial (lock, w, data, n, offset) == -1)
+  /* A partial head sector, whole sectors, a partial tail sector. */
+  while (count > 0) {
+    uint32_t head = offset & (w->sector - 1);
+    uint64_t n;
+    int r;
+
+    if (head != 0 || count < w->sector) {
+      n = MIN (count, (uint64_t) w->sector - head);
+      r = write_partial (lock, w, data, n, offset);
+    }
+    else {
+      n = ROUND_DOWN (count, (uint64_t) w->sector);
+      r = write_whole (lock, w, data, n, offset);
+    }
+    if (r == -1)
       return -1;
     offset += n;
     count -= n;
     if (data)
       data += n;
   }
-  n = ROUND_DOWN (count, (uint64_t) w->sector);
-  if (n > 0) {
-    if (write_whole (lock, w, data, n, offset) == -1)
-      return -1;
-    offset += n;
-    count -= n;
-    if (data)
-      data += n;
-  }
-  if (count > 0)
-    return write_partial (lock, w, data, count, offset);
   return 0;
 }
