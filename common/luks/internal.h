@@ -73,6 +73,12 @@ extern bool luks_digest_equal (const uint8_t *a, const uint8_t *b, size_t len);
 extern int luks1_open (struct io *io, const struct luks_open_params *params,
                        uint64_t limit, const uint8_t *pass, size_t pass_len,
                        struct luks_volume *v);
+/* A LUKS1 volume's payload and data cipher (512-byte sectors, IVs from
+ * the payload's first sector), for luks1_open and luks_format.
+ */
+extern int luks1_volume_set (struct luks_volume *v, uint64_t payload_offset,
+                             const char *cipher, const char *mode,
+                             const uint8_t *key, uint32_t key_bytes);
 extern int luks2_open (struct io *io, const struct luks_open_params *params,
                        uint64_t limit, const uint8_t *pass, size_t pass_len,
                        struct luks_volume *v);

@@ -229,13 +229,9 @@ luks_format (struct io *io, uint64_t header_offset,
     diag_error ("luks: calloc: %m");
     goto err;
   }
-  v->version = 1;
   v->header_offset = header_offset;
-  v->payload_offset = f.length;
-  v->sector_size = LUKS_SECTOR;
-  v->cipher = luks_cipher_new (f.cipher, f.mode, key, f.key_bytes,
-                               LUKS_SECTOR);
-  if (v->cipher == NULL)
+  if (luks1_volume_set (v, f.length, f.cipher, f.mode, key,
+                        f.key_bytes) == -1)
     goto err;
   diag_debug ("luks: formatted LUKS1 %s-%s, %" PRIu32 "-bit key, "
               "%" PRIu32 " iterations", f.cipher, f.mode, f.key_bytes * 8,

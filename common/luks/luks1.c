@@ -217,6 +217,20 @@ try_slot (struct io *io, const struct luks1_header *h, int i,
 }
 
 int
+luks1_volume_set (struct luks_volume *v, uint64_t payload_offset,
+                  const char *cipher, const char *mode,
+                  const uint8_t *key, uint32_t key_bytes)
+{
+  v->version = 1;
+  v->payload_offset = payload_offset;
+  v->payload_length = 0;
+  v->iv_tweak = 0;
+  v->sector_size = LUKS_SECTOR;
+  v->cipher = luks_cipher_new (cipher, mode, key, key_bytes, LUKS_SECTOR);
+  return v->cipher ? 0 : -1;
+}
+
+int
 luks1_open (struct io *io, const struct luks_open_params *params,
             uint64_t limit, const uint8_t *pass, size_t pass_len,
             struct luks_volume *v)
@@ -278,14 +292,8 @@ luks1_open (struct io *io, const struct luks_open_params *params,
     goto err;
   }
 
-  v->version = 1;
-  v->payload_offset = (uint64_t) h.payload_sector * LUKS_SECTOR;
-  v->payload_length = 0;
-  v->iv_tweak = 0;
-  v->sector_size = LUKS_SECTOR;
-  v->cipher = luks_cipher_new (h.cipher, h.mode, key, h.key_bytes,
-                               LUKS_SECTOR);
-  if (v->cipher == NULL)
+  if (luks1_volume_set (v, (uint64_t) h.payload_sector * LUKS_SECTOR,
+                        h.cipher, h.mode, key, h.key_bytes) == -1)
     goto err;
   diag_debug ("luks: LUKS1 %s-%s, %" PRIu32 "-bit key, unlocked with "
               "key slot %d", h.cipher, h.mode, h.key_bytes * 8, found);
