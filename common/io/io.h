@@ -1,7 +1,8 @@
 /* "The file below": the bytes a format engine reads and writes.
  *
  * The qcow2 engine and the LUKS code work on a struct io, so they can sit
- * on a file descriptor (io-fd.c) or, later, on another nbdkit layer.
+ * on a file descriptor (io-fd.c) or on nbdkit's next layer (io-next.c,
+ * for filters).
  * Every call returns 0 on success, or -1 with errno set and a message
  * already reported through diag_error.
  */

@@ -112,7 +112,7 @@ extern int qcow2_extents (struct qcow2_image *img, uint64_t count,
                           uint64_t offset, bool req_one,
                           qcow2_extent_fn fn, void *opaque);
 
-/* Making a new image (create.c): the file `qemu-img create -f qcow2`
+/* Making a new image (create*.c): the file `qemu-img create -f qcow2`
  * makes for the same options, byte for byte.  The image file must not
  * exist; nothing is left behind on failure.
  */
