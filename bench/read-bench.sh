@@ -6,7 +6,14 @@
 #                   realistic data (bench/lib.sh make_data_raw), MiB/s
 #   randread-alloc  fio's nbd engine, 4 KiB random reads, QD32 x 2 jobs
 #                   (2 connections), RUNTIME (10) s, on a RANDREAD_SIZE
-#                   (4G) image with every cluster allocated, IOPS
+#                   (4G) image with every cluster allocated, IOPS.  By
+#                   default the image is qemu-img's preallocation=falloc
+#                   (and the raw file fallocated): the data reads as
+#                   zeroes from the page cache or, once evicted, without
+#                   disk I/O, so on a machine whose page cache others
+#                   fill the row still measures the servers, not the
+#                   disk.  RANDREAD_DATA=random: random data instead
+#                   (convert of a raw file; wants 2 x 4G of page cache).
 #
 #   ours      nbdkit -r ./qcow2.so file=IMAGE
 #   qemu      qemu-nbd -r --shared=0 -f qcow2 IMAGE
@@ -20,7 +27,8 @@
 #   bench/read-bench.sh [ROUNDS]          (default $ROUNDS, else 5)
 #
 # Environment: BUILDDIR, WORKDIR (bench/lib.sh); SIZE (1G),
-# RANDREAD_SIZE (4G), CLUSTER (65536), RUNTIME (10), ROWS (both rows).
+# RANDREAD_SIZE (4G), RANDREAD_DATA (falloc), CLUSTER (65536),
+# RUNTIME (10), ROWS (both rows).
 
 set -euo pipefail
 # shellcheck source=bench/lib.sh
@@ -84,14 +92,22 @@ fi
 if want_row randread-alloc; then
     bench_need fio
     fio_has_nbd || { echo "$0: this fio has no nbd engine" >&2; exit 1; }
-    raw=$workdir/random-$rsize.raw
-    make_random_raw "$raw" "$rsize"
-    img=$(qcow2_of "$raw")
+    if test "${RANDREAD_DATA:-falloc}" = random; then
+        raw=$workdir/random-$rsize.raw
+        make_random_raw "$raw" "$rsize"
+        img=$(qcow2_of "$raw")
+    else
+        raw=$workdir/falloc-$rsize.raw
+        img=$workdir/falloc-$rsize-$cluster.qcow2
+        test -f "$raw" || fallocate -l "$rsize" "$raw"
+        test -f "$img" || qemu-img create -q -f qcow2 \
+            -o cluster_size="$cluster",preallocation=falloc "$img" "$rsize"
+    fi
     serve_three "$img" "$raw"
     randread_once () { result=$(fio_iops "${nbd_uri[$1]}" randread); }
     echo "randread-alloc: fio 4K randread QD32 x ${NJOBS:-2}, $rsize allocated, IOPS" >&2
     alternate "$rounds" randread_once ours qemu file
-    emit_row randread-alloc "fio 4K randread QD32 x 2, $rsize allocated" IOPS
+    emit_row randread-alloc "fio 4K randread QD32 x 2, $rsize allocated (${RANDREAD_DATA:-falloc})" IOPS
     emit_ceiling randread-alloc "nbdkit file plugin, raw" file IOPS
     unserve_three
     reset_results

@@ -14,6 +14,7 @@
 #     --rows=A,B     only these rows (--list names them)
 #     --list         print the rows and the script of each, and exit
 #     --workdir=DIR  data files, kept between runs (default bench/out)
+#                    (fio rows run RUNTIME seconds, default 10, as the issue says)
 #     --logdir=DIR   each script's output (default: a new temporary dir)
 #
 # Installs nothing: it names what is missing (fio, nbdcopy, qemu-nbd,
@@ -46,7 +47,7 @@ compwrite-zstd|compress-bench.sh|1.5|0|compress filter, zstd (size <= 1.05 x qem
 scale-chain|scale-bench.sh|1.5|0|1 TiB sparse, 16-deep chain: nbdcopy of the data'
 
 rounds=5 quick=0 selfcheck=0 select= logdir=
-export WORKDIR=${WORKDIR:-$here/out}
+export WORKDIR=${WORKDIR:-$here/out} RUNTIME=${RUNTIME:-10}
 for arg in "$@"; do
     case "$arg" in
     --rounds=*) rounds=${arg#*=} ;;
