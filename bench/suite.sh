@@ -47,7 +47,7 @@ compwrite-zstd|compress-bench.sh|1.5|0|compress filter, zstd (size <= 1.05 x qem
 scale-chain|scale-bench.sh|1.5|0|1 TiB sparse, 16-deep chain: nbdcopy of the data'
 
 rounds=5 quick=0 selfcheck=0 select= logdir=
-export WORKDIR=${WORKDIR:-$here/out} RUNTIME=${RUNTIME:-10}
+export WORKDIR=${WORKDIR:-$here/out}
 for arg in "$@"; do
     case "$arg" in
     --rounds=*) rounds=${arg#*=} ;;
@@ -71,6 +71,7 @@ fi
 if ((selfcheck)); then
     export SIZE=16M RANDREAD_SIZE=32M RUNTIME=1
 fi
+export RUNTIME=${RUNTIME:-10}
 test -n "$logdir" || logdir=$(mktemp -d /tmp/bench-suite.XXXXXX)
 mkdir -p "$logdir" "$WORKDIR"
 
