@@ -10,6 +10,7 @@
 #   make_random_raw FILE SIZE
 #   serve NAME KIND ARGS... start one server; nbd_uri[NAME], spid[NAME]
 #   unserve NAME            stop it; it must exit cleanly
+#   same_data NAME...       exit unless the servers serve the same bytes
 #   alternate ROUNDS FN S... FN S sets result; rounds rotate the order;
 #                           results[S] = the values, one per round
 #   pair_stats A B          "median min max" of results[A]/results[B] per round
@@ -21,6 +22,8 @@
 
 bench_init ()
 {
+    # nbdsh needs the system python3 (python3-libnbd), whatever PATH says.
+    export PATH=/usr/bin:$PATH
     here=$(cd "$(dirname "$0")" && pwd)
     top=$(dirname "$here")
     builddir=${BUILDDIR:-$top}
@@ -143,6 +146,25 @@ unserve ()
         cat "$tmp/$1.log" >&2
         exit 1
     fi
+}
+
+# same_data NAME...: the servers serve the same bytes (64 MiB spread
+# evenly over the export, hashed; a full read of a 4 GiB image thrice
+# would take longer than the row), else exit.
+same_data ()
+{
+    local n sums
+    sums=$(for n in "$@"; do
+        nbdsh -u "${nbd_uri[$n]}" -c '
+import hashlib
+size = h.get_size()
+step = min(size, 1 << 20)
+md5 = hashlib.md5()
+for i in range(64):
+    md5.update(h.pread(step, (size - step) * i // 63))
+print(md5.hexdigest())'
+    done | sort -u | wc -l)
+    test "$sums" -eq 1 || { echo "$0: $* disagree on the data" >&2; exit 1; }
 }
 
 # seconds CMD...: wall seconds CMD took (its output discarded).

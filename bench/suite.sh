@@ -84,7 +84,7 @@ selected () { test -z "$select" || [[ ",$select," == *",$1,"* ]]; }
 
 # What is missing (nothing is installed).
 missing=()
-for c in nbdkit qemu-nbd qemu-img nbdcopy nbdinfo fio; do
+for c in nbdkit qemu-nbd qemu-img nbdcopy nbdinfo nbdsh fio; do
     command -v "$c" >/dev/null || missing+=("$c")
 done
 have_fio=1
