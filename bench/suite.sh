@@ -44,7 +44,8 @@ randwrite-overlay|write-bench.sh|1.5|1|fio 4K randwrite QD32 x 2, fresh overlay,
 seq-write|write-bench.sh|1.5|0|nbdcopy --flush 1 GiB into a fresh image
 compwrite-zlib|compress-bench.sh|4.0|0|compress filter, zlib (size <= 1.05 x qemu)
 compwrite-zstd|compress-bench.sh|1.5|0|compress filter, zstd (size <= 1.05 x qemu)
-scale-chain|scale-bench.sh|1.5|0|1 TiB sparse, 16-deep chain: nbdcopy of the data'
+scale-sparse|scale-bench.sh|1.5|0|1 TiB sparse: nbdcopy of the allocated data
+scale-chain|scale-bench.sh|1.5|0|16-deep backing chain: nbdcopy of the data'
 
 rounds=5 quick=0 selfcheck=0 select= logdir=
 export WORKDIR=${WORKDIR:-$here/out}
@@ -134,6 +135,7 @@ legacy_rows ()
             row("seq-write", "nbdcopy --flush into a fresh image (write-bench.sh)", "copy", "s", 1)
             row("randwrite-fresh", "fio 4K randwrite QD32 (write-bench.sh), fresh", "fresh", "IOPS", 0)
             row("randwrite-prealloc", "fio 4K randwrite QD32 (write-bench.sh), falloc", "falloc", "IOPS", 0)
+            row("randwrite-overlay", "fio 4K randwrite QD32 (write-bench.sh), overlay", "overlay", "IOPS", 0)
         }' "$2" ;;
     compress-bench.sh)
         awk '
