@@ -1,48 +1,38 @@
 #!/bin/bash
-# Read and write throughput of a LUKS-encrypted qcow2 image (qcow2
-# crypt_method 2, aes-xts-plain64) through
+# A LUKS-encrypted qcow2 image (qcow2 crypt_method 2, aes-xts-plain64)
+# of SIZE (1G) random data, side by side with qemu-nbd:
+#
+#   luks-read   `nbdcopy URI null:` of the whole image, MiB/s (page
+#               cache warm), with the ceilings: nbdkit's file plugin on
+#               the raw data, and nbdcopy of the raw file (no server)
+#   luks-write  `nbdcopy --flush RAW URI` into a fresh, empty encrypted
+#               image (allocation, encryption and metadata updates
+#               included), MiB/s; only when ROWS names it
+#
 #   ours   nbdkit ./qcow2.so file=IMAGE passphrase=+FILE
 #   qemu   qemu-nbd --shared=0 --image-opts driver=qcow2,encrypt.key-secret=...
-# Read: `nbdcopy URI null:` of a full image (page cache warm).
-# Write: `nbdcopy --flush RAW URI` into a fresh, empty encrypted image
-# (allocation, encryption and metadata updates included).
-# The servers alternate for ROUNDS rounds; medians are printed.
 #
-#   bench/qcow2-encrypt-bench.sh [ROUNDS]      (default 5)
+# Servers alternate, the order rotating each round; prints each round,
+# then the row lines bench/suite.sh collects.
 #
-# Environment: BUILDDIR (default: the top of the source tree) holds
-# qcow2.so; WORKDIR (default bench/out) holds the files; SIZE (default 1G).
+#   bench/qcow2-encrypt-bench.sh [ROUNDS]      (default $ROUNDS, else 5)
+#
+# Environment: BUILDDIR, WORKDIR (bench/lib.sh); SIZE (1G); ROWS
+# (default luks-read).
 
 set -euo pipefail
-
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(dirname "$here")
-builddir=${BUILDDIR:-$top}
-workdir=${WORKDIR:-$here/out}
-rounds=${1:-5}
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_init
+rounds=${1:-${ROUNDS:-5}}
 size=${SIZE:-1G}
-plugin=$builddir/qcow2.so
+ROWS=${ROWS:-luks-read}
 pass=bench-passphrase
 secret="secret,id=sec0,data=$pass"
+bench_need nbdkit qemu-nbd qemu-img nbdcopy nbdsh
 
 raw=$workdir/random-$size.raw
 img=$workdir/luks-$size.qcow2
-
-for cmd in nbdkit qemu-nbd qemu-img nbdcopy; do
-    command -v "$cmd" >/dev/null || { echo "$0: $cmd is needed" >&2; exit 1; }
-done
-test -e "$plugin" || { echo "$0: $plugin not built (run make)" >&2; exit 1; }
-mkdir -p "$workdir"
-
-tmp=$(mktemp -d)
-pids=()
-cleanup ()
-{
-    local pid
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
 echo -n "$pass" > "$tmp/pass"
 
 # qemu-img's PBKDF timing sometimes fails ("Unable to get accurate CPU
@@ -63,90 +53,58 @@ new_image ()
         "$1" "$size"
 }
 
-test -f "$raw" || head -c "$(numfmt --from=iec "$size")" /dev/urandom > "$raw"
+make_random_raw "$raw" "$size"
 if ! test -f "$img"; then
     echo "making $img" >&2
-    new_image "$img"
+    new_image "$img.tmp"
     qemu-img convert -n --object "$secret" -f raw "$raw" \
         --target-image-opts \
-        "driver=qcow2,file.filename=$img,encrypt.key-secret=sec0"
+        "driver=qcow2,file.filename=$img.tmp,encrypt.key-secret=sec0"
+    mv "$img.tmp" "$img"
 fi
 cat "$raw" "$img" >/dev/null   # warm the page cache
-
-wait_socket ()
-{
-    local i
-    for ((i = 0; i < 100; i++)); do
-        test -S "$1" && return 0
-        sleep 0.1
-    done
-    echo "$0: server did not start" >&2
-    exit 1
-}
-
-# serve KIND IMAGE RO: start a server, set uri and server_pid.
-serve ()
-{
-    local kind=$1 image=$2 ro=$3 sock=$tmp/$1.sock
-    rm -f "$sock"
-    case "$kind" in
-    ours)
-        nbdkit -f -U "$sock" ${ro:+-r} "$plugin" file="$image" \
-            passphrase=+"$tmp/pass" &
-        ;;
-    qemu)
-        qemu-nbd --shared=0 ${ro:+-r} -k "$sock" --object "$secret" \
-            --image-opts "driver=qcow2,file.filename=$image,encrypt.key-secret=sec0" &
-        ;;
-    esac
-    server_pid=$!
-    pids+=("$server_pid")
-    wait_socket "$sock"
-    uri="nbd+unix:///?socket=$sock"
-}
-
-# (qemu-nbd exits by itself when its last client leaves.)
-stop ()
-{
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-}
-
-# seconds CMD...: wall time of CMD.
-seconds ()
-{
-    local t0 t1
-    t0=$(date +%s.%N)
-    "$@"
-    t1=$(date +%s.%N)
-    echo "$t1 - $t0" | bc
-}
-
-median ()
-{
-    sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
-}
-
 bytes=$(stat -c %s "$raw")
-declare -A reads writes
-for ((r = 1; r <= rounds; r++)); do
-    for kind in ours qemu; do
-        serve "$kind" "$img" 1
-        reads[$kind]+="$(seconds nbdcopy "$uri" null:) "
-        stop
-        new_image "$tmp/w.qcow2"
-        serve "$kind" "$tmp/w.qcow2" ""
-        writes[$kind]+="$(seconds nbdcopy --flush "$raw" "$uri") "
-        stop
-    done
-    echo "round $r done" >&2
-done
 
-printf '%-6s %12s %12s\n' server "read MB/s" "write MB/s"
-for kind in ours qemu; do
-    rd=$(tr ' ' '\n' <<< "${reads[$kind]}" | grep . | median)
-    wr=$(tr ' ' '\n' <<< "${writes[$kind]}" | grep . | median)
-    printf '%-6s %12.0f %12.0f\n' "$kind" \
-        "$(echo "$bytes / $rd / 1000000" | bc -l)" \
-        "$(echo "$bytes / $wr / 1000000" | bc -l)"
-done
+# serve_luks NAME IMAGE: ours or qemu on an encrypted IMAGE.
+serve_luks ()
+{
+    case "$1" in
+    ours) serve ours ours "$2" passphrase=+"$tmp/pass" ;;
+    qemu) serve qemu qemu --object "$secret" \
+              --image-opts "driver=qcow2,file.filename=$2,encrypt.key-secret=sec0" ;;
+    esac
+}
+
+if want_row luks-read; then
+    RO=1 serve_luks ours "$img"
+    RO=1 serve_luks qemu "$img"
+    RO=1 serve file file "$raw"
+    same_data ours qemu file
+    read_once ()
+    {
+        local src=$raw
+        test "$1" = noserver || src=${nbd_uri[$1]}
+        result=$(mibs "$bytes" "$(seconds nbdcopy "$src" null:)")
+    }
+    echo "luks-read: nbdcopy URI null: of an encrypted $size image, MiB/s" >&2
+    alternate "$rounds" read_once ours qemu file noserver
+    emit_row luks-read "nbdcopy $size encrypted to null:" MiB/s
+    emit_ceiling luks-read "nbdkit file plugin, raw" file MiB/s
+    emit_ceiling luks-read "nbdcopy raw file, no server" noserver MiB/s
+    unserve ours; unserve qemu; unserve file
+    reset_results
+fi
+
+if want_row luks-write; then
+    write_once ()
+    {
+        new_image "$tmp/w.qcow2"
+        serve_luks "$1" "$tmp/w.qcow2"
+        result=$(mibs "$bytes" "$(seconds nbdcopy --flush "$raw" "${nbd_uri[$1]}")")
+        unserve "$1"
+    }
+    echo "luks-write: nbdcopy --flush of $size into a fresh encrypted image, MiB/s" >&2
+    alternate "$rounds" write_once ours qemu
+    emit_row luks-write "nbdcopy --flush $size into a fresh encrypted image" MiB/s
+    reset_results
+fi

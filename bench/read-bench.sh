@@ -1,148 +1,112 @@
 #!/bin/bash
-# Read a 1 GiB plain qcow2 image with `nbdcopy URI null:` from
-#   ours   nbdkit -r ./qcow2.so file=IMAGE
-#   qemu   qemu-nbd -r --shared=0 -f qcow2 IMAGE
-#   file   nbdkit -r file RAW (the same data as a raw file: the ceiling)
-# alternating the servers, several rounds, and print the medians and
-# ratios.  The page cache is warm for all three (the files are read once
-# before timing), so this measures the servers, not the disk.
+# Read rows of issue 10, each side by side with qemu-nbd and the
+# ceilings, servers alternating, the order rotating each round:
 #
-#   bench/read-bench.sh [ROUNDS]          (default 7)
+#   plain-read      `nbdcopy URI null:` of a SIZE (1G) qcow2 image of
+#                   realistic data (bench/lib.sh make_data_raw), MiB/s
+#   randread-alloc  fio's nbd engine, 4 KiB random reads, QD32 x 2 jobs
+#                   (2 connections), RUNTIME (10) s, on a RANDREAD_SIZE
+#                   (4G) image with every cluster allocated, IOPS.  By
+#                   default the image is qemu-img's preallocation=falloc
+#                   (and the raw file fallocated): the data reads as
+#                   zeroes from the page cache or, once evicted, without
+#                   disk I/O, so on a machine whose page cache others
+#                   fill the row still measures the servers, not the
+#                   disk.  RANDREAD_DATA=random: random data instead
+#                   (convert of a raw file; wants 2 x 4G of page cache).
 #
-# Environment: BUILDDIR (default: the top of the source tree) holds
-# qcow2.so; WORKDIR (default bench/out) holds the images, kept between
-# runs; SIZE (default 1G); CLUSTER (default 64k).
+#   ours      nbdkit -r ./qcow2.so file=IMAGE
+#   qemu      qemu-nbd -r --shared=0 -f qcow2 IMAGE
+#   file      nbdkit -r file RAW (the same data as a raw file: a ceiling)
+#   noserver  nbdcopy RAW null: (no server at all: plain-read only)
+#
+# The page cache is warm for all (the files are read before timing), so
+# this measures the servers, not the disk.  Prints each round, then the
+# row lines bench/suite.sh collects (bench/lib.sh emit_row).
+#
+#   bench/read-bench.sh [ROUNDS]          (default $ROUNDS, else 5)
+#
+# Environment: BUILDDIR, WORKDIR (bench/lib.sh); SIZE (1G),
+# RANDREAD_SIZE (4G), RANDREAD_DATA (falloc), CLUSTER (65536),
+# RUNTIME (10), ROWS (both rows).
 
 set -euo pipefail
-
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(dirname "$here")
-builddir=${BUILDDIR:-$top}
-workdir=${WORKDIR:-$here/out}
-rounds=${1:-7}
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_init
+rounds=${1:-${ROUNDS:-5}}
 size=${SIZE:-1G}
+rsize=${RANDREAD_SIZE:-4G}
 cluster=${CLUSTER:-65536}
-plugin=$builddir/qcow2.so
+bench_need nbdkit qemu-nbd qemu-img nbdcopy nbdsh
 
-raw=$workdir/data-$size.raw
-img=$workdir/data-$size-$cluster.qcow2
-
-for cmd in nbdkit qemu-nbd qemu-img nbdcopy; do
-    command -v "$cmd" >/dev/null || { echo "$0: $cmd is needed" >&2; exit 1; }
-done
-test -e "$plugin" || { echo "$0: $plugin not built (run make)" >&2; exit 1; }
-mkdir -p "$workdir"
-
-# Realistic data: the bytes of files under /usr (binaries, text, already
-# compressed data) repeated to fill the image, with a hole every 16 MiB
-# so the image has unallocated space as real disks do.
-make_raw ()
+# qcow2_of RAW: a qcow2 copy of RAW made by qemu-img, kept in WORKDIR.
+qcow2_of ()
 {
-    local bytes tmp=$raw.tmp
-    bytes=$(numfmt --from=iec "$size")
-    echo "making $raw ($size of data from /usr)" >&2
-    rm -f "$tmp"
-    local pass=0
-    while test "$(stat -c %s "$tmp" 2>/dev/null || echo 0)" -lt "$bytes"; do
-        ((++pass <= 20)) || { echo "$0: not enough data under /usr" >&2; exit 1; }
-        find /usr/lib /usr/share /usr/bin -type f -size +4k -print0 2>/dev/null |
-            xargs -0 cat 2>/dev/null | head -c "$bytes" >>"$tmp" || true
-    done
-    truncate -s "$bytes" "$tmp"
-    for ((mib = 8; mib < bytes / 1048576; mib += 16)); do
-        fallocate --punch-hole --offset $((mib * 1048576)) --length 1048576 "$tmp"
-    done
-    # Zero blocks become holes, so the file plugin skips at least what
-    # the qcow2 image leaves unallocated: a fair ceiling.
-    fallocate --dig-holes "$tmp"
-    mv "$tmp" "$raw"
+    local img=${1%.raw}-$cluster.qcow2
+    if ! test -f "$img"; then
+        echo "making $img" >&2
+        qemu-img convert -f raw -O qcow2 -o cluster_size="$cluster" "$1" "$img.tmp"
+        mv "$img.tmp" "$img"
+    fi
+    echo "$img"
 }
 
-test -f "$raw" || make_raw
-if ! test -f "$img"; then
-    echo "making $img" >&2
-    qemu-img convert -f raw -O qcow2 -o cluster_size="$cluster" "$raw" "$img"
+# serve_three IMAGE RAW: ours and qemu on IMAGE, file on RAW, read-only;
+# checks once that the three serve the same bytes.
+serve_three ()
+{
+    cat "$1" "$2" >/dev/null   # warm the page cache
+    RO=1 serve ours ours "$1"
+    RO=1 serve qemu qemu -f qcow2 "$1"
+    RO=1 serve file file "$2"
+    same_data ours qemu file
+}
+
+unserve_three () { unserve ours; unserve qemu; unserve file; }
+
+if want_row plain-read; then
+    raw=$workdir/data-$size.raw
+    make_data_raw "$raw" "$size"
+    img=$(qcow2_of "$raw")
+    serve_three "$img" "$raw"
+    bytes=$(stat -c %s "$raw")
+    copy_once ()
+    {
+        local src=$raw
+        test "$1" = noserver || src=${nbd_uri[$1]}
+        result=$(mibs "$bytes" "$(seconds nbdcopy "$src" null:)")
+    }
+    for s in ours qemu file noserver; do copy_once "$s"; done   # warm-up
+    echo "plain-read: nbdcopy URI null: of $size ($cluster-byte clusters), MiB/s" >&2
+    alternate "$rounds" copy_once ours qemu file noserver
+    emit_row plain-read "nbdcopy $size to null:" MiB/s
+    emit_ceiling plain-read "nbdkit file plugin, raw" file MiB/s
+    emit_ceiling plain-read "nbdcopy raw file, no server" noserver MiB/s
+    unserve_three
+    reset_results
 fi
-cat "$raw" "$img" >/dev/null   # warm the page cache
 
-tmp=$(mktemp -d)
-pids=()
-cleanup ()
-{
-    local pid
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-wait_socket ()
-{
-    local i
-    for ((i = 0; i < 100; i++)); do
-        test -S "$1" && test -s "$2" && return 0
-        sleep 0.1
-    done
-    echo "$0: server did not start ($1)" >&2
-    exit 1
-}
-
-# One long-lived server of each kind; nbdcopy connects afresh each time.
-nbdkit -f -r -U "$tmp/ours.sock" --pidfile "$tmp/ours.pid" \
-    "$plugin" file="$img" >/dev/null 2>&1 &
-pids+=($!)
-nbdkit -f -r -U "$tmp/file.sock" --pidfile "$tmp/file.pid" \
-    file "$raw" >/dev/null 2>&1 &
-pids+=($!)
-qemu-nbd -r --shared=0 -f qcow2 --persistent -k "$tmp/qemu.sock" \
-    --pid-file="$tmp/qemu.pid" "$img" >/dev/null 2>&1 &
-pids+=($!)
-wait_socket "$tmp/ours.sock" "$tmp/ours.pid"
-wait_socket "$tmp/file.sock" "$tmp/file.pid"
-wait_socket "$tmp/qemu.sock" "$tmp/qemu.pid"
-
-uri () { echo "nbd+unix:///?socket=$tmp/$1.sock"; }
-
-# Seconds taken by one full read.
-time_read ()
-{
-    local start end
-    start=$(date +%s.%N)
-    nbdcopy "$(uri "$1")" null:
-    end=$(date +%s.%N)
-    awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f\n", b - a }'
-}
-
-# Check once that the three serve the same bytes.
-sums=$(for s in ours qemu file; do nbdcopy "$(uri "$s")" - | md5sum; done | sort -u | wc -l)
-test "$sums" -eq 1 || { echo "$0: the servers disagree on the data" >&2; exit 1; }
-
-declare -A times
-for s in ours qemu file; do time_read "$s" >/dev/null; done   # warm-up
-for ((r = 1; r <= rounds; r++)); do
-    # Rotate the order each round so no server always goes first.
-    order=(ours qemu file)
-    for ((k = 0; k < (r - 1) % 3; k++)); do order=("${order[@]:1}" "${order[0]}"); done
-    for s in "${order[@]}"; do
-        t=$(time_read "$s")
-        times[$s]+="$t "
-        printf 'round %d  %-5s %.3f s\n' "$r" "$s" "$t"
-    done
-done
-
-median () { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-
-m_ours=$(median <<<"${times[ours]}")
-m_qemu=$(median <<<"${times[qemu]}")
-m_file=$(median <<<"${times[file]}")
-mib=$(( $(numfmt --from=iec "$size") / 1048576 ))
-
-echo
-echo "nbdcopy URI null: of a $size qcow2 image ($cluster-byte clusters), $rounds rounds, medians:"
-div () { awk -v a="$1" -v b="$2" 'BEGIN { print a / b }'; }
-row () { printf '  %-40s %7.3f s  %6.0f MiB/s\n' "$1" "$2" "$(div "$mib" "$2")"; }
-row "qcow2 plugin (nbdkit -r ./qcow2.so)" "$m_ours"
-row "qemu-nbd -r --shared=0 -f qcow2" "$m_qemu"
-row "nbdkit file plugin on the raw file" "$m_file"
-printf '  ours vs qemu-nbd: %.2fx as fast (qemu-nbd time / our time)\n' "$(div "$m_qemu" "$m_ours")"
-printf '  ours vs the file plugin: %.1f%% of its speed (file time / our time)\n' \
-    "$(awk -v a="$m_file" -v b="$m_ours" 'BEGIN { print 100 * a / b }')"
+if want_row randread-alloc; then
+    bench_need fio
+    fio_has_nbd || { echo "$0: this fio has no nbd engine" >&2; exit 1; }
+    if test "${RANDREAD_DATA:-falloc}" = random; then
+        raw=$workdir/random-$rsize.raw
+        make_random_raw "$raw" "$rsize"
+        img=$(qcow2_of "$raw")
+    else
+        raw=$workdir/falloc-$rsize.raw
+        img=$workdir/falloc-$rsize-$cluster.qcow2
+        test -f "$raw" || fallocate -l "$rsize" "$raw"
+        test -f "$img" || qemu-img create -q -f qcow2 \
+            -o cluster_size="$cluster",preallocation=falloc "$img" "$rsize"
+    fi
+    serve_three "$img" "$raw"
+    randread_once () { result=$(fio_iops "${nbd_uri[$1]}" randread); }
+    echo "randread-alloc: fio 4K randread QD32 x ${NJOBS:-2}, $rsize allocated, IOPS" >&2
+    alternate "$rounds" randread_once ours qemu file
+    emit_row randread-alloc "fio 4K randread QD32 x 2, $rsize allocated (${RANDREAD_DATA:-falloc})" IOPS
+    emit_ceiling randread-alloc "nbdkit file plugin, raw" file IOPS
+    unserve_three
+    reset_results
+fi
