@@ -221,6 +221,23 @@ for im in "${images[@]}"; do
     printf '  %-26s %6.2fs %6.2fs %6.2fs %6.2fx [%.2f-%.2f] %6.2fx [%.2f-%.2f]\n' \
         "$(label "$im")" "$mo" "$mq" "$mf" "$sp" "$slo" "$shi" "$vf" "$vlo" "$vhi"
 done
+# The lines bench/suite.sh collects (bench/lib.sh's format): speedups
+# over qemu-nbd, and ours against the flat image and the raw file.
+for im in sparse chain; do
+    read -r mo _ _ < <(stats <<<"${times[ours-$im]}")
+    read -r mq _ _ < <(stats <<<"${times[qemu-$im]}")
+    read -r mf _ _ < <(stats <<<"${times[file-$im]}")
+    read -r mflat _ _ < <(stats <<<"${times[ours-flat]}")
+    printf '@row|scale-%s|nbdcopy to null: of %s|%s|%s|s|%s|%s|%s|%s\n' "$im" \
+        "$(label "$im")" "$mo" "$mq" \
+        "$(ratios "${times[qemu-$im]}" "${times[ours-$im]}" | stats | tr ' ' '|')" \
+        "$rounds"
+    printf '@ceiling|scale-%s|flat 1 GiB image, same data, ours|%s|s|%s\n' "$im" \
+        "$mflat" "$(ratios "${times[ours-flat]}" "${times[ours-$im]}" | stats | tr ' ' '|')"
+    printf '@ceiling|scale-%s|raw data via nbdkit file|%s|s|%s\n' "$im" \
+        "$mf" "$(ratios "${times[file-$im]}" "${times[ours-$im]}" | stats | tr ' ' '|')"
+done
+
 echo
 echo "the servers' CPU seconds per copy (utime + stime; load does not inflate them)"
 printf '  %-26s %7s %7s %7s %19s\n' row ours qemu-nbd file "ours vs flat"
