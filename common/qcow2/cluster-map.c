@@ -101,6 +101,19 @@ l2_decode (struct qcow2_image *img, const struct meta_table *t,
   return 0;
 }
 
+/* An all-zero entry (and bitmap) is an unallocated cluster whatever the
+ * image's features: no offset, no flags, no subclusters.  Most entries
+ * of a sparse table are, and block status walks whole tables.
+ */
+static bool
+l2_entry_is_zero (const struct qcow2_image *img, const struct meta_table *t,
+                  uint64_t index)
+{
+  const unsigned char *p = t->data + index * img->l2_entry_size;
+
+  return load_be64 (p) == 0 && (!img->extended_l2 || load_be64 (p + 8) == 0);
+}
+
 /* The kind of subcluster sc of a decoded entry. */
 static enum map_kind
 subcluster_kind (const struct qcow2_image *img, const struct l2_entry *d,
@@ -169,6 +182,11 @@ cluster_map (struct qcow2_image *img, uint64_t offset, uint64_t max_len,
     if (sc == sc_per_cluster) {
       sc = 0;
       index++;
+      if (m->kind == MAP_UNALLOCATED && l2_entry_is_zero (img, t, index)) {
+        pos += img->cluster_size;       /* the whole cluster at once */
+        sc = sc_per_cluster - 1;
+        continue;
+      }
       if (l2_decode (img, t, index, &d) == -1)
         goto err;
       if (m->kind == MAP_DATA && d.host != expect_host + img->cluster_size)
