@@ -27,18 +27,7 @@
 char *
 image_dir (const struct qcow2_image *img)
 {
-  const char *slash = strrchr (img->filename, '/');
-  char *dir;
-
-  if (slash == NULL)
-    dir = strdup (".");
-  else if (slash == img->filename)
-    dir = strdup ("/");
-  else
-    dir = strndup (img->filename, slash - img->filename);
-  if (dir == NULL)
-    diag_error ("strdup: %m");
-  return dir;
+  return named_file_dir (img->filename);
 }
 
 char *

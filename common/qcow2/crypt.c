@@ -15,7 +15,8 @@
  * cover it.  Unaligned reads decrypt the partial sectors at their ends
  * on the side.  Unaligned writes read-modify-write them while holding
  * rmw_lock exclusively, so that two writes sharing a sector cannot undo
- * each other; every other write holds it shared.
+ * each other; every other write holds it shared (sector_write in
+ * common/luks/sector-write.c).
  *
  * Compressed clusters are never encrypted by QEMU ("compression is not
  * supported with encryption"), so the read path refuses them.
@@ -36,6 +37,7 @@
 #include "luks.h"
 #include "minmax.h"
 #include "rounding.h"
+#include "sector-write.h"
 
 #define SECTOR 512
 
@@ -115,19 +117,6 @@ unlock_legacy_aes (struct qcow2_image *img, struct qcow2_crypt *c,
   return 0;
 }
 
-/* Unaligned writes must not starve behind a stream of aligned ones. */
-static void
-init_rmw_lock (pthread_rwlock_t *lock)
-{
-  pthread_rwlockattr_t attr;
-
-  pthread_rwlockattr_init (&attr);
-  pthread_rwlockattr_setkind_np (&attr,
-                                 PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-  pthread_rwlock_init (lock, &attr);
-  pthread_rwlockattr_destroy (&attr);
-}
-
 int
 crypt_open (struct qcow2_image *img, const struct qcow2_options *opts)
 {
@@ -149,7 +138,7 @@ crypt_open (struct qcow2_image *img, const struct qcow2_options *opts)
     diag_error ("calloc: %m");
     return -1;
   }
-  init_rmw_lock (&c->rmw_lock);
+  sector_write_lock_init (&c->rmw_lock);
   r = method == CRYPT_LUKS ? unlock_luks (img, c, opts)
     : unlock_legacy_aes (img, c, opts->passphrase);
   if (r == -1) {
@@ -254,30 +243,42 @@ write_sectors (struct qcow2_image *img, void *buf, uint64_t count,
   return data_write_plain (img, buf, count, host);
 }
 
-/* Put n bytes at offset skip into the sector at host (guest).  The
- * caller holds rmw_lock exclusively.
+/* What sector_write needs for one crypt_write: offsets are host
+ * offsets, and guest = host + guest_minus_host.
+ */
+struct write_request {
+  struct qcow2_image *img;
+  uint64_t guest_minus_host;
+};
+
+/* The sector at host, decrypted.  It may belong to a cluster just
+ * allocated past the end of the file and not written yet (copy-on-write
+ * writes the new data and the copied head and tail separately): what it
+ * held does not matter then, as the rest of it is written next.
  */
 static int
-rmw_sector (struct qcow2_image *img, const unsigned char *data, uint32_t n,
-            uint32_t skip, uint64_t host, uint64_t guest)
+rmw_read_sector (void *opaque, void *buf, uint64_t host)
 {
-  const struct qcow2_crypt *c = img->crypt;
-  unsigned char sector[SECTOR];
+  const struct write_request *rq = opaque;
+  const struct qcow2_crypt *c = rq->img->crypt;
 
-  /* The sector may belong to a cluster just allocated past the end of
-   * the file and not written yet (copy-on-write writes the new data and
-   * the copied head and tail separately): what it held does not matter
-   * then, as the rest of it is written next.
-   */
-  if (io_pread_zero_padded (img->data, sector, SECTOR, host) == -1)
+  if (io_pread_zero_padded (rq->img->data, buf, SECTOR, host) == -1)
     return -1;
-  if (luks_cipher_decrypt (c->cipher, iv_sector (c, host, guest),
-                           sector, SECTOR) == -1) {
+  if (luks_cipher_decrypt (c->cipher,
+                           iv_sector (c, host, host + rq->guest_minus_host),
+                           buf, SECTOR) == -1) {
     errno = EIO;
     return -1;
   }
-  memcpy (sector + skip, data, n);
-  return write_sectors (img, sector, SECTOR, host, guest);
+  return 0;
+}
+
+static int
+rmw_write_sectors (void *opaque, void *buf, size_t len, uint64_t host)
+{
+  const struct write_request *rq = opaque;
+
+  return write_sectors (rq->img, buf, len, host, host + rq->guest_minus_host);
 }
 
 int
@@ -285,43 +286,15 @@ crypt_write (struct qcow2_image *img, const void *buf, uint64_t count,
              uint64_t host, uint64_t guest)
 {
   struct qcow2_crypt *c = img->crypt;
-  const unsigned char *p = buf;
-  const bool partial = !IS_ALIGNED (host | count, SECTOR);
-  unsigned char *bounce = NULL;
-  int r = 0;
+  struct write_request rq = { .img = img, .guest_minus_host = guest - host };
+  const struct sector_writer w = {
+    .sector = SECTOR,
+    .chunk = WRITE_CHUNK,
+    .read_sector = rmw_read_sector,
+    .write_sectors = rmw_write_sectors,
+    .opaque = &rq,
+  };
 
   assert (((host ^ guest) & (SECTOR - 1)) == 0);
-  if (count >= SECTOR) {
-    bounce = malloc (MIN (ROUND_DOWN (count, SECTOR), (uint64_t) WRITE_CHUNK));
-    if (bounce == NULL) {
-      diag_error ("malloc: %m");
-      return -1;
-    }
-  }
-
-  if (partial)
-    pthread_rwlock_wrlock (&c->rmw_lock);
-  else
-    pthread_rwlock_rdlock (&c->rmw_lock);
-  while (count > 0 && r == 0) {
-    uint32_t skip = host & (SECTOR - 1);
-    uint64_t n;
-
-    if (skip == 0 && count >= SECTOR) {
-      n = MIN (ROUND_DOWN (count, SECTOR), (uint64_t) WRITE_CHUNK);
-      memcpy (bounce, p, n);
-      r = write_sectors (img, bounce, n, host, guest);
-    }
-    else {
-      n = MIN (count, (uint64_t) SECTOR - skip);
-      r = rmw_sector (img, p, n, skip, host - skip, guest - skip);
-    }
-    p += n;
-    host += n;
-    guest += n;
-    count -= n;
-  }
-  pthread_rwlock_unlock (&c->rmw_lock);
-  free (bounce);
-  return r;
+  return sector_write (&c->rmw_lock, &w, buf, count, host);
 }

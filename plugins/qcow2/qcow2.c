@@ -22,6 +22,7 @@
 #include "kdf-params.h"
 #include "keymem.h"
 #include "minmax.h"
+#include "passphrase-param.h"
 #include "qcow2.h"
 
 static char *filename;
@@ -57,15 +58,8 @@ forget_passphrase (void)
 static int
 set_passphrase (const char *value)
 {
-  char *pw;
-
-  if (nbdkit_read_password (value, &pw) == -1)
-    return -1;
-  forget_passphrase ();
-  passphrase = keymem_dup (pw, strlen (pw) + 1);
-  explicit_bzero (pw, strlen (pw));
-  free (pw);
-  if (passphrase == NULL)
+  opts.passphrase = NULL;
+  if (passphrase_param (value, &passphrase, NULL) == -1)
     return -1;
   opts.passphrase = passphrase;
   return 0;
