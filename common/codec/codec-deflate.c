@@ -30,7 +30,7 @@ deflate_decompress_cluster (const void *in, size_t in_len,
                             void *out, size_t out_len)
 {
 #ifdef HAVE_ISAL
-  if (deflate_headers_plain (in, in_len, out_len) &&
+  if (deflate_is_single_plain_block (in, in_len) &&
       isal_inflate_cluster (in, in_len, out, out_len) == 0)
     return 0;
 #endif

@@ -55,12 +55,6 @@ extern ssize_t zlib_deflate_cluster (int level,
  * inflate and zlib's give the same verdict.
  */
 extern bool deflate_is_single_plain_block (const void *in, size_t in_len);
-/* The same for a stream of any number of blocks: every header on the
- * way to the final one zlib accepts, and nothing before the final
- * block is invalid or decodes past out_len bytes.
- */
-extern bool deflate_headers_plain (const void *in, size_t in_len,
-                                   size_t out_len);
 
 /* ISA-L igzip (codec-isal.c).  isal_inflate_cluster returns 0 if the
  * stream ends (final block) exactly at out_len bytes, -1 otherwise.  isal_deflate_cluster

@@ -585,9 +585,10 @@ zlib_multi_block (const unsigned char *in, size_t len, int level,
   return n;
 }
 
-/* Multi-block streams, which ISA-L decodes once every header has been
- * checked (codec-deflate-header.c): intact ones take that path, and
- * mutants get QEMU's verdict and bytes.
+/* Multi-block streams (2 MiB clusters, some smaller ones) and their
+ * mutants get QEMU's verdict and bytes.  (They go to zlib: ISA-L would
+ * need every block's header checked, and walking the blocks to find
+ * them costs as much as zlib's decode - README.md.)
  */
 static void
 test_multi_block_corrupt (void)
@@ -605,7 +606,7 @@ test_multi_block_corrupt (void)
     { 65536, 1, 2, Z_HUFFMAN_ONLY, 0, "literal-only blocks" },
     { MAX_CLUSTER, 6, 9, Z_DEFAULT_STRATEGY, 0, "qemu-img 2M" },
   };
-  unsigned fast = 0, total = 0;
+  unsigned rejected = 0, total = 0;
   enum data_kind kind;
   char what[96];
 
@@ -619,8 +620,6 @@ test_multi_block_corrupt (void)
       if ((payload[0] & 1) != 0)  /* BFINAL: a single block after all */
         continue;
       snprintf (what, sizeof what, "%s %s", shapes[s].name, kind_name[kind]);
-      CHECK (deflate_headers_plain (payload, n, len),
-             "%s: not decoded by ISA-L", what);
       CHECK (same_as_qemu (CODEC_ZLIB, payload, n, len, what) == 0,
              "%s: rejected", what);
       CHECK (memcmp (out, data, len) == 0, "%s: wrong data", what);
@@ -631,17 +630,12 @@ test_multi_block_corrupt (void)
         snprintf (what, sizeof what, "%s %s mutant %zu",
                   shapes[s].name, kind_name[kind], i);
         total++;
-        fast += deflate_headers_plain (payload2, n, len);
-        same_as_qemu (CODEC_ZLIB, payload2, n, len, what);
+        rejected += same_as_qemu (CODEC_ZLIB, payload2, n, len, what) == -1;
       }
     }
-  /* The walk must let a good share of mutants through to ISA-L, or
-   * the comparison above says nothing about it.
-   */
-  CHECK (fast > total / 10, "only %u of %u mutants reached ISA-L",
-         fast, total);
-  if (verbose)
-    printf ("multi-block mutants: %u of %u checked by ISA-L\n", fast, total);
+  /* Flips in stored and literal-only blocks often still decode. */
+  CHECK (total > 0 && rejected > total / 5,
+         "only %u of %u multi-block mutants rejected", rejected, total);
 }
 
 /* Trailing bytes after the stream are ignored (QEMU reads whole sectors,
