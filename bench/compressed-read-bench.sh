@@ -73,21 +73,22 @@ trap cleanup EXIT
 # start ours|qemu IMG: sets uri and server_pid.
 start ()
 {
-    local i
-    rm -f "$tmp/s.sock" "$tmp/s.pid"
+    local i sock=$tmp/$1.sock pidf=$tmp/$1.pid
+    rm -f "$sock" "$pidf"
     case "$1" in
-    ours) nbdkit -f -r -U "$tmp/s.sock" --pidfile "$tmp/s.pid" \
-              "$plugin" file="$2" >"$tmp/s.log" 2>&1 & ;;
-    qemu) qemu-nbd -r --shared=0 --persistent -e 2 -f qcow2 -k "$tmp/s.sock" \
-              --pid-file="$tmp/s.pid" "$2" >"$tmp/s.log" 2>&1 & ;;
+    ours) nbdkit -f -r -U "$sock" --pidfile "$pidf" \
+              "$plugin" file="$2" >"$tmp/$1.log" 2>&1 & ;;
+    qemu) qemu-nbd -r --shared=0 --persistent -e 2 -f qcow2 -k "$sock" \
+              --pid-file="$pidf" "$2" >"$tmp/$1.log" 2>&1 & ;;
     esac
     server_pid=$!
-    for ((i = 0; i < 200; i++)); do
-        test -S "$tmp/s.sock" && test -s "$tmp/s.pid" && break
+    # Both the socket and the pid file: under load either may lag.
+    for ((i = 0; i < 600; i++)); do
+        test -S "$sock" && test -s "$pidf" && break
         sleep 0.05
     done
-    test -s "$tmp/s.pid" || { cat "$tmp/s.log" >&2; exit 1; }
-    uri="nbd+unix:///?socket=$tmp/s.sock"
+    test -S "$sock" || { cat "$tmp/$1.log" >&2; exit 1; }
+    uri="nbd+unix:///?socket=$sock"
 }
 
 stop ()
