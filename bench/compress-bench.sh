@@ -5,8 +5,9 @@
 #   ours   nbdkit --filter=./compress.so ./qcow2.so file=IMAGE
 #   qemu   qemu-nbd --shared=0 -t --image-opts driver=compress,
 #            file.driver=qcow2,file.file.driver=file,file.file.filename=IMAGE
-# for zlib- and zstd-type images, the servers alternating, several
-# rounds; prints the median throughput of each, the server's CPU time
+# for zlib- and zstd-type images, the servers alternating (A B, B A),
+# several rounds; prints the median of the per-pair speed ratios with
+# their range, the median throughput of each, the server's CPU time
 # (user + system, all threads; steadier than wall time when the machine
 # is shared), the output sizes, and the ratios.  Both outputs of the last round are checked with qemu-img
 # check and compared with the source.
@@ -139,13 +140,18 @@ echo "ours: zlib encoder $(nbdkit "$plugin" --dump-plugin | sed -n 's/^qcow2_zli
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-5s %-5s %10s %9s %12s\n' type server "MB/s" "CPU s" "bytes"
 for type in $types; do
-    declare -A times=() cpus=()
+    declare -A times=() cpus=() pair=()
+    ratios=""
     for ((r = 0; r < rounds; r++)); do
-        for server in qemu ours; do
+        # Alternate which server goes first (A B, B A, ...).
+        if ((r % 2)); then order="ours qemu"; else order="qemu ours"; fi
+        for server in $order; do
             read -r t c < <(run $server "$type" "$workdir/out-$server-$type.qcow2")
             times[$server]+="$t "
             cpus[$server]+="$c "
+            pair[$server]=$t
         done
+        ratios+="$(echo "${pair[qemu]} / ${pair[ours]}" | bc -l | xargs printf '%.2f') "
     done
     for server in qemu ours; do
         img=$workdir/out-$server-$type.qcow2
@@ -164,7 +170,11 @@ for type in $types; do
     printf '%-5s speed ours/qemu %.2fx, CPU qemu/ours %.2fx, size ours/qemu %.3f\n' \
         "$type" "$(echo "$tq / $to" | bc -l)" "$(echo "$cq / $co" | bc -l)" \
         "$(echo "$so / $sq" | bc -l)"
+    printf '%-5s per-pair speed ratios: median %sx, range %s-%s (%s)\n' "$type" \
+        "$(echo "$ratios" | tr ' ' '\n' | grep . | median)" \
+        "$(echo "$ratios" | tr ' ' '\n' | grep . | sort -g | head -1)" \
+        "$(echo "$ratios" | tr ' ' '\n' | grep . | sort -g | tail -1)" "${ratios% }"
     echo "      times: qemu ${times[qemu]% }; ours ${times[ours]% }"
-    unset times cpus
+    unset times cpus pair
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

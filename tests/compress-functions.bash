@@ -10,6 +10,15 @@ compress_requires ()
     requires_module "$COMPRESS_FILTER"
 }
 
+# ... and Python's nbd module, for the workload scripts.
+compress_requires_python_nbd ()
+{
+    compress_requires
+    test -x /usr/bin/python3 || skip "/usr/bin/python3 is not installed"
+    /usr/bin/python3 -c 'import nbd' 2>/dev/null ||
+        skip "the python nbd module is not installed"
+}
+
 # compress_copy SRC IMG [PLUGIN-ARGS...]: what virt-v2v -oo compressed
 # does: nbdcopy SRC into IMG through the compress filter.
 compress_copy ()

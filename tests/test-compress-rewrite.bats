@@ -19,10 +19,7 @@ setup_file ()
 
 setup ()
 {
-    compress_requires
-    test -x /usr/bin/python3 || skip "/usr/bin/python3 is not installed"
-    /usr/bin/python3 -c 'import nbd' 2>/dev/null ||
-        skip "the python nbd module is not installed"
+    compress_requires_python_nbd
     cd "$BATS_TEST_TMPDIR"
 }
 

@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster-cache.h"
 #include "codec.h"
 #include "diag.h"
 #include "internal.h"
@@ -269,6 +270,9 @@ alloc_compressed_bytes (struct qcow2_image *img, uint64_t size)
   }
   if (shared && refcount_set (img, off >> img->cluster_bits, refs + 1) == -1)
     return -1;
+  /* Before the bytes change: no cached cluster may outlive them. */
+  if (img->cluster_cache)
+    cluster_cache_invalidate (img->cluster_cache, off, size);
   w->compressed_next = (off + size) & (cs - 1) ? off + size : 0;
   return off;
 }

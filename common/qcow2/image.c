@@ -13,12 +13,15 @@
 #include <unistd.h>
 
 #include "byte-order.h"
+#include "cluster-cache.h"
 #include "diag.h"
 #include "internal.h"
 #include "io.h"
 #include "write-state.h"
 
 #define DEFAULT_L2_CACHE_SIZE (32 * 1024 * 1024)
+/* Decompressed clusters kept per image (LIMITS in the plugin manual). */
+#define CLUSTER_CACHE_BYTES (16 * 1024 * 1024)
 
 int
 image_corrupt (struct qcow2_image *img, const char *fs, ...)
@@ -154,6 +157,12 @@ image_open (const struct qcow2_options *opts, const struct chain_link *above,
                                      : DEFAULT_L2_CACHE_SIZE);
   if (img->l2_cache == NULL)
     goto fail;
+  if (img->crypt == NULL &&
+      (img->cluster_cache = cluster_cache_create (img->cluster_size,
+                                                  CLUSTER_CACHE_BYTES)) == NULL) {
+    diag_error ("calloc: %m");
+    goto fail;
+  }
   *img_ret = img;
   return 0;
 
@@ -176,6 +185,7 @@ qcow2_close (struct qcow2_image *img)
   r = write_finish (img);
   backing_close (img->backing);
   meta_cache_destroy (img->l2_cache);
+  cluster_cache_destroy (img->cluster_cache);
   crypt_close (img->crypt);
   if (img->data != img->file)
     io_close (img->data);

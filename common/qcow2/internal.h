@@ -97,6 +97,8 @@ struct qcow2_image {
   uint32_t l1_size;
 
   struct meta_cache *l2_cache;
+  struct cluster_cache *cluster_cache;  /* decompressed clusters; NULL if
+                                         * encrypted (cluster-cache.h) */
   struct backing *backing;      /* NULL: unallocated reads as zeroes */
   struct qcow2_crypt *crypt;    /* NULL unless encrypted (crypt.c) */
 

@@ -8,13 +8,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster-cache.h"
 #include "codec.h"
 #include "diag.h"
 #include "internal.h"
 #include "io.h"
 #include "minmax.h"
 
-/* Buffers for compressed clusters, allocated once per request. */
+/* Buffers for compressed clusters, allocated once per request (the
+ * cluster buffer again after the cache took it).
+ */
 struct scratch {
   unsigned char *compressed;    /* up to two clusters of input */
   unsigned char *cluster;       /* one decompressed cluster */
@@ -30,10 +33,10 @@ scratch_free (struct scratch *s)
 static int
 scratch_init (struct qcow2_image *img, struct scratch *s)
 {
-  if (s->cluster)
-    return 0;
-  s->compressed = malloc (2 * img->cluster_size);
-  s->cluster = malloc (img->cluster_size);
+  if (s->compressed == NULL)
+    s->compressed = malloc (2 * img->cluster_size);
+  if (s->cluster == NULL)
+    s->cluster = malloc (img->cluster_size);
   if (s->compressed == NULL || s->cluster == NULL) {
     diag_error ("malloc: %m");
     errno = ENOMEM;
@@ -59,14 +62,35 @@ image_read_unallocated (struct qcow2_image *img, void *buf, uint64_t count,
   return r;
 }
 
+/* Decompress the cluster m describes into out (cluster_size bytes). */
+static int
+decompress_cluster (struct qcow2_image *img, struct scratch *s,
+                    const struct mapping *m, uint64_t host, uint64_t len,
+                    unsigned char *out)
+{
+  if (io_pread_zero_padded (img->file, s->compressed, len, host) == -1)
+    return -1;
+  if (codec_decompress (img->hdr.compression_type, s->compressed, len,
+                        out, img->cluster_size) == -1) {
+    diag_error ("%s: compressed cluster for guest offset %#" PRIx64
+                " (host %#" PRIx64 ") cannot be decompressed",
+                img->filename, m->cluster_offset, host);
+    errno = EIO;
+    return -1;
+  }
+  return 0;
+}
+
+/* epoch: of img->cluster_cache, taken before m was mapped. */
 static int
 read_compressed (struct qcow2_image *img, struct scratch *s, void *buf,
-                 uint64_t count, uint64_t offset, const struct mapping *m)
+                 uint64_t count, uint64_t offset, const struct mapping *m,
+                 uint64_t epoch)
 {
   uint64_t host = compressed_host_offset (m->descriptor, img->cluster_bits);
   uint64_t len = compressed_length (m->descriptor, img->cluster_bits);
   uint64_t skip = offset - m->cluster_offset;
-  unsigned char *out;
+  struct cluster_cache *cache = img->cluster_cache;
 
   /* QEMU never compresses encrypted data: no such cluster is valid. */
   if (img->crypt)
@@ -76,22 +100,25 @@ read_compressed (struct qcow2_image *img, struct scratch *s, void *buf,
     return image_corrupt (img, "compressed cluster for guest offset %#" PRIx64
                           " starts at %#" PRIx64 ", beyond the end of the file",
                           m->cluster_offset, host);
-  if (scratch_init (img, s) == -1 ||
-      io_pread_zero_padded (img->file, s->compressed, len, host) == -1)
+  if (scratch_init (img, s) == -1)
     return -1;
 
-  /* Decompress straight into the caller's buffer for whole clusters. */
-  out = skip == 0 && count == img->cluster_size ? buf : s->cluster;
-  if (codec_decompress (img->hdr.compression_type, s->compressed, len,
-                        out, img->cluster_size) == -1) {
-    diag_error ("%s: compressed cluster for guest offset %#" PRIx64
-                " (host %#" PRIx64 ") cannot be decompressed",
-                img->filename, m->cluster_offset, host);
-    errno = EIO;
+  /* Whole clusters (sequential reads) go straight into the caller's
+   * buffer; only parts of clusters use the cache.
+   */
+  if (skip == 0 && count == img->cluster_size)
+    return decompress_cluster (img, s, m, host, len, buf);
+
+  if (cache && cluster_cache_read (cache, host, len, buf, skip, count))
+    return 0;
+  if (decompress_cluster (img, s, m, host, len, s->cluster) == -1)
     return -1;
-  }
-  if (out != buf)
-    memcpy (buf, s->cluster + skip, count);
+  memcpy (buf, s->cluster + skip, count);
+  /* Bytes past the end of the file read as zeroes now but may be
+   * written by any allocation later (cluster-cache.h).
+   */
+  if (cache && host + len <= img->file_size)
+    cluster_cache_insert (cache, epoch, host, len, &s->cluster);
   return 0;
 }
 
@@ -117,6 +144,8 @@ qcow2_pread (struct qcow2_image *img, void *buf, uint64_t count,
 
   while (count > 0 && r == 0) {
     struct mapping m;
+    uint64_t epoch = img->cluster_cache
+      ? cluster_cache_epoch (img->cluster_cache) : 0;
 
     r = map_locked (img, offset, count, &m);
     if (r == -1)
@@ -132,7 +161,7 @@ qcow2_pread (struct qcow2_image *img, void *buf, uint64_t count,
       r = image_read_unallocated (img, p, m.length, offset);
       break;
     case MAP_COMPRESSED:
-      r = read_compressed (img, &s, p, m.length, offset, &m);
+      r = read_compressed (img, &s, p, m.length, offset, &m, epoch);
       break;
     }
     p += m.length;
