@@ -140,7 +140,7 @@ l2_for_write (struct qcow2_image *img, uint64_t l1_index,
   if (old)
     overlap_remove (img, old, img->cluster_size);
   img->l1[l1_index] = (uint64_t) new | ENTRY_COPIED;
-  w->l1_dirty = true;
+  l1_mark_dirty (w, l1_index);
   return 0;
 }
 
