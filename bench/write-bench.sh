@@ -172,7 +172,14 @@ print(sum(m["length"] // cs for m in json.load(sys.stdin)
 if ! test -f "$base"; then
     echo "making $base" >&2
     qemu-img create -q -f qcow2 -o cluster_size="$cluster" "$base.tmp" "$prealloc_size"
-    qemu-io -f qcow2 -c "write -P 0x5a 0 $prealloc_size" "$base.tmp" >/dev/null
+    # qemu-io writes at most 2 GiB per request: 1 GiB at a time.
+    cmds=()
+    bytes=$(numfmt --from=iec "$prealloc_size")
+    for ((off = 0; off < bytes; off += 1073741824)); do
+        n=$((bytes - off < 1073741824 ? bytes - off : 1073741824))
+        cmds+=(-c "write -P 0x5a $off $n")
+    done
+    qemu-io -f qcow2 "${cmds[@]}" "$base.tmp" >/dev/null
     mv "$base.tmp" "$base"
 fi
 
