@@ -1,28 +1,45 @@
 #!/bin/bash
-# Write speed of the qcow2 plugin, side by side with qemu-nbd:
+# Write speed of the qcow2 plugin, side by side with qemu-nbd (issue 10's
+# write rows):
 #
 #   ours   nbdkit ./qcow2.so file=IMAGE
-#   qemu   qemu-nbd --shared=0 -f qcow2 IMAGE   (its defaults otherwise:
-#          writeback cache, aio=threads)
+#   qemu   qemu-nbd --shared=0 -f qcow2 IMAGE   (any number of
+#          connections; its defaults otherwise: writeback cache,
+#          aio=threads)
 #
-# 1. copy: `nbdcopy --flush RAW URI` of a 1 GiB raw file of realistic
-#    data (bytes from /usr with zero runs, as bench/read-bench.sh makes)
-#    into a fresh image from `qemu-img create`; time until nbdcopy
-#    returns (the flush included), then the result is checked once
-#    against the raw file with `qemu-img compare`.
-# 2. iops: fio's nbd engine, 4 KiB random writes, iodepth 32, for
-#    RUNTIME seconds, on a fresh image (every write allocates) and on
-#    one made with preallocation=falloc (every write is in place).
+# Rows:
+#   copy      `nbdcopy --flush RAW URI` of a SIZE (1 GiB) raw file of
+#             realistic data (bytes from /usr with zero runs, as
+#             bench/read-bench.sh makes) into a fresh image; time until
+#             nbdcopy returns, the flush included.  Checked once against
+#             the raw file with `qemu-img compare`.
+#   fresh     fio's nbd engine, 4 KiB random writes, iodepth 32, 2 jobs
+#             (2 connections), RUNTIME seconds, into a fresh image of
+#             ALLOC_SIZE (16 GiB: 262144 clusters of 64 KiB, so that most
+#             writes of the run allocate; the fraction that did is
+#             printed, from the clusters the final image holds).
+#   falloc    the same on a PREALLOC_SIZE (4 GiB) image made with
+#             preallocation=falloc (every write is in place) ...
+#   metadata  ... and with preallocation=metadata (L2 entries point at
+#             clusters that are holes in the file).
+#   overlay   the same into a fresh overlay (PREALLOC_SIZE) over a
+#             64 KiB-cluster backing image full of data: every
+#             allocation copies the rest of its cluster from the backing
+#             file.
 #
-# Servers alternate within each round and the order rotates; the
-# medians over ROUNDS rounds and the ratios are printed at the end.
+# Servers alternate within each round and the order rotates; printed at
+# the end: the median of each figure and the median and range of the
+# per-round (per-pair) ratios, > 1 where ours is faster.
 #
-#   bench/write-bench.sh [ROUNDS]            (default 3)
+#   bench/write-bench.sh [ROUNDS]       (default $ROUNDS, else 3)
 #
-# Environment: BUILDDIR (default: the top of the source tree) holds
-# qcow2.so; WORKDIR (default bench/out) holds the raw data file (shared
-# with read-bench.sh) and the scratch images; SIZE (default 1G);
-# CLUSTER (default 64k); RUNTIME (default 20).
+# Environment: ROUNDS; RUNTIME (default 10); BUILDDIR (default: the top
+# of the source tree) holds qcow2.so; WORKDIR (default bench/out) holds
+# the raw data file (shared with read-bench.sh), the backing image and
+# the scratch images; SIZE (default 1G); ALLOC_SIZE (default 16G);
+# PREALLOC_SIZE (default 4G); CLUSTER (default 64k).  Needs up to
+# ALLOC_SIZE of free disk while a fresh row runs, and PREALLOC_SIZE
+# for the backing image (kept).
 
 set -euo pipefail
 
@@ -30,14 +47,17 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
 builddir=${BUILDDIR:-$top}
 workdir=${WORKDIR:-$here/out}
-rounds=${1:-3}
+rounds=${1:-${ROUNDS:-3}}
 size=${SIZE:-1G}
+alloc_size=${ALLOC_SIZE:-16G}
+prealloc_size=${PREALLOC_SIZE:-4G}
 cluster=${CLUSTER:-65536}
-runtime=${RUNTIME:-20}
+runtime=${RUNTIME:-10}
 plugin=$builddir/qcow2.so
 
 raw=$workdir/data-$size.raw
 img=$workdir/write-bench.qcow2
+base=$workdir/write-bench-base-$prealloc_size-$cluster.qcow2
 
 for cmd in nbdkit qemu-nbd qemu-img nbdcopy fio; do
     command -v "$cmd" >/dev/null || { echo "$0: $cmd is needed" >&2; exit 1; }
@@ -99,24 +119,69 @@ copy ()
     stop
 }
 
-# iops SERVER fresh|falloc: result = 4K random write IOPS.
+# new_image fresh|falloc|metadata|overlay: the image a fio row starts on.
+new_image ()
+{
+    rm -f "$img"
+    case "$1" in
+    fresh)
+        qemu-img create -q -f qcow2 -o cluster_size="$cluster" "$img" "$alloc_size" ;;
+    falloc|metadata)
+        qemu-img create -q -f qcow2 -o cluster_size="$cluster",preallocation="$1" \
+            "$img" "$prealloc_size" ;;
+    overlay)
+        qemu-img create -q -f qcow2 -o cluster_size="$cluster" \
+            -b "$base" -F qcow2 "$img" ;;
+    esac
+}
+
+# iops SERVER ROW: result = 4K random write IOPS (both jobs); for the
+# allocating rows also sets allocated = the fraction of writes that
+# allocated a cluster.
 iops ()
 {
-    local prealloc=off
-    test "$2" = falloc && prealloc=falloc
-    rm -f "$img"
-    qemu-img create -q -f qcow2 -o cluster_size="$cluster",preallocation="$prealloc" \
-        "$img" "$size"
+    local before after
+    new_image "$2"
+    before=$(qemu-img map --output=json "$img" |
+        /usr/bin/python3 -c "$count_clusters" "$cluster")
     start "$1"
     fio --name=randwrite --ioengine=nbd --uri="$uri" --rw=randwrite \
-        --bs=4k --iodepth=32 --runtime="$runtime" --time_based \
-        --randrepeat=0 --output-format=json --output="$tmp/fio.json" >/dev/null
+        --bs=4k --iodepth=32 --numjobs=2 --group_reporting \
+        --runtime="$runtime" --time_based --randrepeat=0 \
+        --output-format=json --output="$tmp/fio.json" >/dev/null
     stop
     qemu-img check -q "$img"
-    result=$(/usr/bin/python3 -c '
+    after=$(qemu-img map --output=json "$img" |
+        /usr/bin/python3 -c "$count_clusters" "$cluster")
+    read -r result allocated < <(/usr/bin/python3 -c '
 import json, sys
-print("%.0f" % json.load(open(sys.argv[1]))["jobs"][0]["write"]["iops"])' "$tmp/fio.json")
+w = json.load(open(sys.argv[1]))["jobs"][0]["write"]
+print("%.0f %.2f" % (w["iops"], (int(sys.argv[3]) - int(sys.argv[2])) / max(w["total_ios"], 1)))' \
+        "$tmp/fio.json" "$before" "$after")
+    rm -f "$img"
 }
+
+# Data clusters of the image itself (depth 0) in `qemu-img map` JSON.
+count_clusters='
+import json, sys
+cs = int(sys.argv[1])
+print(sum(m["length"] // cs for m in json.load(sys.stdin)
+          if m["data"] and m["depth"] == 0))'
+
+# The backing image of the overlay row, once: data in every cluster.
+if ! test -f "$base"; then
+    echo "making $base" >&2
+    qemu-img create -q -f qcow2 -o cluster_size="$cluster" "$base.tmp" "$prealloc_size"
+    # qemu-io writes at most 2 GiB per request: 1 GiB at a time.
+    cmds=()
+    bytes=$(numfmt --from=iec "$prealloc_size")
+    for ((off = 0; off < bytes; off += 1073741824)); do
+        n=$((bytes - off < 1073741824 ? bytes - off : 1073741824))
+        cmds+=(-c "write -P 0x5a $off $n")
+    done
+    qemu-io -f qcow2 "${cmds[@]}" "$base.tmp" >/dev/null
+    mv "$base.tmp" "$base"
+fi
 
 # Once: both servers make an image that equals the raw file.
 for s in ours qemu; do
@@ -130,34 +195,59 @@ for s in ours qemu; do
         { echo "$0: $s: the copy differs from the raw file" >&2; exit 1; }
 done
 
-declare -A res
+rows=(fresh falloc metadata overlay)
+declare -A res frac
 for ((r = 1; r <= rounds; r++)); do
     order=(ours qemu)
     ((r % 2)) || order=(qemu ours)
     for s in "${order[@]}"; do
         copy "$s";          res[copy-$s]+="$result "
         printf 'round %d  %-4s copy          %8.3f s\n' "$r" "$s" "$result"
-        iops "$s" fresh;    res[fresh-$s]+="$result "
-        printf 'round %d  %-4s iops fresh    %8d\n' "$r" "$s" "$result"
-        iops "$s" falloc;   res[falloc-$s]+="$result "
-        printf 'round %d  %-4s iops falloc   %8d\n' "$r" "$s" "$result"
+        for row in "${rows[@]}"; do
+            iops "$s" "$row"
+            res[$row-$s]+="$result "
+            frac[$row-$s]+="$allocated "
+            printf 'round %d  %-4s iops %-9s %8d  (%s of writes allocated)\n' \
+                "$r" "$s" "$row" "$result" "$allocated"
+        done
     done
 done
 
 median () { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-div () { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 m () { median <<<"${res[$1]}"; }
+# ratios NUM-KEY DEN-KEY: the per-round ratios NUM / DEN.
+ratios ()
+{
+    paste -d' ' <(tr ' ' '\n' <<<"${res[$1]}" | grep -v '^$') \
+        <(tr ' ' '\n' <<<"${res[$2]}" | grep -v '^$') |
+        awk '{ printf "%.2f ", $1 / $2 }'
+}
+# summary RATIOS: "median  (min-max)".
+summary ()
+{
+    local med
+    med=$(median <<<"$1")
+    tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g |
+        awk -v m="$med" '{ a[NR] = $1 } END { printf "%5.2fx  (%.2f-%.2f)", m, a[1], a[NR] }'
+}
 
 mib=$(( $(numfmt --from=iec "$size") / 1048576 ))
 echo
-echo "medians of $rounds rounds ($size, $cluster-byte clusters):"
-printf '  %-44s %10s %10s %8s\n' "" "ours" "qemu-nbd" "ratio"
-printf '  %-44s %8.3f s %8.3f s %7sx\n' "nbdcopy --flush $size raw -> fresh qcow2" \
-    "$(m copy-ours)" "$(m copy-qemu)" "$(div "$(m copy-qemu)" "$(m copy-ours)")"
+echo "medians of $rounds rounds ($cluster-byte clusters, fio runs of $runtime s;" \
+    "fresh $alloc_size, falloc/metadata/overlay $prealloc_size):"
+printf '  %-44s %10s %10s  %s\n' "" "ours" "qemu-nbd" "ratio (per-pair range)"
+printf '  %-44s %8.3f s %8.3f s  %s\n' "nbdcopy --flush $size raw -> fresh qcow2" \
+    "$(m copy-ours)" "$(m copy-qemu)" "$(summary "$(ratios copy-qemu copy-ours)")"
 printf '  %-44s %6.0f MiB/s %6.0f MiB/s\n' "  (throughput)" \
-    "$(div "$mib" "$(m copy-ours)")" "$(div "$mib" "$(m copy-qemu)")"
-printf '  %-44s %10d %10d %7sx\n' "fio 4K randwrite QD32 IOPS, fresh image" \
-    "$(m fresh-ours)" "$(m fresh-qemu)" "$(div "$(m fresh-ours)" "$(m fresh-qemu)")"
-printf '  %-44s %10d %10d %7sx\n' "fio 4K randwrite QD32 IOPS, falloc image" \
-    "$(m falloc-ours)" "$(m falloc-qemu)" "$(div "$(m falloc-ours)" "$(m falloc-qemu)")"
+    "$(awk -v a="$mib" -v b="$(m copy-ours)" 'BEGIN { print a / b }')" \
+    "$(awk -v a="$mib" -v b="$(m copy-qemu)" 'BEGIN { print a / b }')"
+for row in "${rows[@]}"; do
+    printf '  %-44s %10d %10d  %s\n' "fio 4K randwrite QD32x2 IOPS, $row" \
+        "$(m "$row-ours")" "$(m "$row-qemu")" \
+        "$(summary "$(ratios "$row-ours" "$row-qemu")")"
+done
+for row in fresh overlay; do
+    printf '  %-44s %10s %10s\n' "  ($row: fraction of writes that allocated)" \
+        "$(median <<<"${frac[$row-ours]}")" "$(median <<<"${frac[$row-qemu]}")"
+done
 echo "  (ratio > 1: ours is faster; copy ratio = qemu time / our time)"

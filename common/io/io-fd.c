@@ -20,6 +20,7 @@ struct io_fd {
   struct io io;
   int fd;
   char *name;
+  bool no_zero_range;           /* FALLOC_FL_ZERO_RANGE refused once */
 };
 
 /* Report a failed system call on f (what it was doing, then %m) and
@@ -134,6 +135,38 @@ fd_punch (struct io *io, uint64_t offset, uint64_t count)
   return 0;
 }
 
+static bool
+unsupported (int e)
+{
+  return e == EOPNOTSUPP || e == ENOSYS || e == EINVAL;
+}
+
+/* ZERO_RANGE, or where the file system lacks it (tmpfs) a punched hole
+ * allocated again; neither moves the zeroes through the page cache.
+ */
+static int
+fd_zero (struct io *io, uint64_t offset, uint64_t count)
+{
+  struct io_fd *f = (struct io_fd *) io;
+
+  if (!f->no_zero_range) {
+    if (fallocate (f->fd, FALLOC_FL_ZERO_RANGE, offset, count) == 0)
+      return 0;
+    if (!unsupported (errno))
+      return fd_fail (f, "zero range at offset %" PRIu64, offset);
+    f->no_zero_range = true;
+  }
+  if (fallocate (f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                 offset, count) == -1 ||
+      fallocate (f->fd, 0, offset, count) == -1) {
+    if (!unsupported (errno))
+      return fd_fail (f, "zeroing at offset %" PRIu64, offset);
+    errno = ENOTSUP;
+    return -1;
+  }
+  return 0;
+}
+
 static int64_t
 fd_allocated (struct io *io)
 {
@@ -227,6 +260,7 @@ static const struct io_ops fd_ops = {
   .size = fd_size,
   .truncate = fd_truncate,
   .punch = fd_punch,
+  .zero = fd_zero,
   .extent = fd_extent,
   .allocated = fd_allocated,
   .close = fd_close,
@@ -287,6 +321,28 @@ io_punch (struct io *io, uint64_t offset, uint64_t count)
   if (io->ops->punch == NULL)
     return 0;
   return io->ops->punch (io, offset, count);
+}
+
+int
+io_zero (struct io *io, uint64_t offset, uint64_t count)
+{
+  static const char zeroes[65536];
+
+  if (io->ops->zero) {
+    if (io->ops->zero (io, offset, count) == 0)
+      return 0;
+    if (errno != ENOTSUP)
+      return -1;
+  }
+  while (count > 0) {
+    size_t n = MIN (count, sizeof zeroes);
+
+    if (io_pwrite (io, zeroes, n, offset) == -1)
+      return -1;
+    offset += n;
+    count -= n;
+  }
+  return 0;
 }
 
 int64_t

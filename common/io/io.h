@@ -25,6 +25,12 @@ struct io_ops {
   int (*truncate) (struct io *io, uint64_t size);
   /* Give back the space of a range (it then reads as zeroes). Optional. */
   int (*punch) (struct io *io, uint64_t offset, uint64_t count);
+  /* Make a range read as zeroes with its space allocated, growing the
+   * file if it ends before the range does, without writing the zeroes.
+   * Optional; -1 with errno ENOTSUP (and no message) where the file
+   * cannot, and io_zero then writes them.
+   */
+  int (*zero) (struct io *io, uint64_t offset, uint64_t count);
   /* Bytes of storage the file really uses (st_blocks), or -1. Optional. */
   int64_t (*allocated) (struct io *io);
   /* Is offset in a hole of a sparse file, and for how many bytes (at
@@ -84,6 +90,12 @@ io_close (struct io *io)
 
 /* Punch a hole; returns 0 and does nothing where the backend cannot. */
 extern int io_punch (struct io *io, uint64_t offset, uint64_t count);
+
+/* Make [offset, +count) read as zeroes, its space allocated and the
+ * file at least offset + count long: cheaply where the backend can,
+ * else by writing zeroes.
+ */
+extern int io_zero (struct io *io, uint64_t offset, uint64_t count);
 
 /* Bytes the file really occupies; -1 with errno ENOTSUP if unknown. */
 extern int64_t io_allocated (struct io *io);

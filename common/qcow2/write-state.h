@@ -39,7 +39,10 @@ struct write_state {
   uint64_t *pending;            /* cluster indices */
   size_t nr_pending, cap_pending;
 
-  bool l1_dirty;
+  /* Active L1 entries changed since the last checkpoint: [first, end),
+   * empty when first >= end.
+   */
+  uint64_t l1_dirty_first, l1_dirty_end;
   struct inflight *inflight;
   pthread_mutex_t inflight_lock;  /* guards inflight_gen for waiters */
   pthread_cond_t inflight_done;
@@ -127,6 +130,19 @@ extern void inflight_add (struct write_state *w, struct inflight *i,
 extern void inflight_remove (struct write_state *w, struct inflight *done);
 /* Wait for an in-flight run to finish (drops and retakes meta_lock). */
 extern void inflight_wait (struct qcow2_image *img);
+/* Note that active L1 entry i changed (written at the next checkpoint). */
+static inline void
+l1_mark_dirty (struct write_state *w, uint64_t i)
+{
+  if (w->l1_dirty_first >= w->l1_dirty_end) {
+    w->l1_dirty_first = i;
+    w->l1_dirty_end = i + 1;
+  }
+  else {
+    w->l1_dirty_first = i < w->l1_dirty_first ? i : w->l1_dirty_first;
+    w->l1_dirty_end = i + 1 > w->l1_dirty_end ? i + 1 : w->l1_dirty_end;
+  }
+}
 /* The L2 table for l1_index, private to the active L1, pinned. */
 extern int l2_for_write (struct qcow2_image *img, uint64_t l1_index,
                          struct meta_table **t);

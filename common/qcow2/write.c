@@ -27,6 +27,7 @@
 #include "diag.h"
 #include "internal.h"
 #include "io.h"
+#include "is-zero.h"
 #include "minmax.h"
 #include "rounding.h"
 #include "write-state.h"
@@ -41,6 +42,7 @@ struct run {
   uint64_t first_cluster, nr_clusters;
   uint32_t fill_first;          /* within the first cluster: start of what is written */
   uint32_t fill_end;            /* within the last cluster: end of it */
+  bool head_zero, tail_zero;    /* the first / last cluster read as zeroes */
   struct meta_table *l2;        /* pinned until commit */
   struct inflight inflight;
 };
@@ -138,7 +140,7 @@ l2_for_write (struct qcow2_image *img, uint64_t l1_index,
   if (old)
     overlap_remove (img, old, img->cluster_size);
   img->l1[l1_index] = (uint64_t) new | ENTRY_COPIED;
-  w->l1_dirty = true;
+  l1_mark_dirty (w, l1_index);
   return 0;
 }
 
@@ -194,6 +196,19 @@ classify (const struct qcow2_image *img, const struct l2_entry *d,
   return FRESH;
 }
 
+/* Does the guest see zeroes in the whole cluster an entry maps?  Then
+ * a copy-on-write of it copies nothing.  With subclusters each has its
+ * own state: write_run_data looks at what it copies instead.
+ */
+static bool
+entry_reads_zero (const struct qcow2_image *img, const struct l2_entry *d)
+{
+  if (img->extended_l2)
+    return false;
+  return d->kind == MAP_ZERO ||
+    (d->kind == MAP_UNALLOCATED && img->backing == NULL);
+}
+
 /* Plan the run starting at offset.  Returns 0, 1 if it must wait for an
  * in-flight run, or -1.
  */
@@ -222,6 +237,7 @@ plan_run (struct qcow2_image *img, uint64_t offset, uint64_t count,
   r->class = classify (img, &d, offset & (cs - 1),
                        MIN (end - (cluster << img->cluster_bits), cs),
                        &r->fill_first, &r->fill_end);
+  r->head_zero = r->tail_zero = entry_reads_zero (img, &d);
   max_clusters = MIN (entries - index, refcount_max_run (img));
 
   /* Extend DIRECT runs over contiguous host clusters, FRESH runs over
@@ -241,6 +257,7 @@ plan_run (struct qcow2_image *img, uint64_t offset, uint64_t count,
       break;
     r->nr_clusters++;
     r->fill_end = fe;
+    r->tail_zero = entry_reads_zero (img, &d);
   }
   r->length = MIN (end, (cluster + r->nr_clusters) << img->cluster_bits) - offset;
 
@@ -280,8 +297,24 @@ plan_run (struct qcow2_image *img, uint64_t offset, uint64_t count,
   return -1;
 }
 
+/* A part of new space the request does not cover: zeroed, or written
+ * from the copy of what the guest saw there.
+ */
+static int
+fill_part (struct qcow2_image *img, bool zero, const unsigned char *copy,
+           uint64_t len, uint64_t host, uint64_t guest)
+{
+  if (len == 0)
+    return 0;
+  return zero ? io_zero (img->data, host, len)
+    : data_write (img, copy, len, host, guest);
+}
+
 /* Write the run's data, with the parts of its clusters the request
- * does not cover copied from what the guest saw before.
+ * does not cover copied from what the guest saw before.  Where that is
+ * zeroes, the new space is made to read as zeroes instead (io_zero: a
+ * fallocate, never the bytes, as QEMU does), unless it is encrypted:
+ * zeroes on disk would decrypt to noise.
  */
 static int
 write_run_data (struct qcow2_image *img, const struct run *r,
@@ -294,27 +327,38 @@ write_run_data (struct qcow2_image *img, const struct run *r,
   uint64_t head = r->offset - span_first;
   uint64_t tail = span_end - (r->offset + r->length);
   uint64_t host = r->host + r->fill_first;
+  bool plain = img->crypt == NULL;
+  bool head_zero = plain && r->head_zero, tail_zero = plain && r->tail_zero;
   unsigned char *copy = NULL;
   int ret = -1;
 
-  if (head + tail) {
+  if ((head && !head_zero) || (tail && !tail_zero)) {
     copy = malloc (head + tail);
     if (copy == NULL) {
       diag_error ("malloc: %m");
       return -1;
     }
-    if ((head && qcow2_pread (img, copy, head, span_first) == -1) ||
-        (tail && qcow2_pread (img, copy + head, tail, r->offset + r->length) == -1))
+    if ((head && !head_zero &&
+         qcow2_pread (img, copy, head, span_first) == -1) ||
+        (tail && !tail_zero &&
+         qcow2_pread (img, copy + head, tail, r->offset + r->length) == -1))
       goto out;
+    head_zero = head_zero || (plain && is_zero (copy, head));
+    tail_zero = tail_zero || (plain && is_zero (copy + head, tail));
   }
-  if ((head && data_write (img, copy, head, host, span_first) == -1) ||
-      data_write (img, buf, r->length, host + head, r->offset) == -1 ||
-      (tail && data_write (img, copy + head, tail, host + head + r->length,
-                           r->offset + r->length) == -1)) {
-    data_write_failed (img);
-    goto out;
-  }
+  /* One call zeroes both ends when both need it. */
+  if (head && head_zero && tail && tail_zero
+      ? io_zero (img->data, host, span_end - span_first) == -1
+      : (fill_part (img, head_zero, copy, head, host, span_first) == -1 ||
+         fill_part (img, tail_zero, copy + head, tail,
+                    host + head + r->length, r->offset + r->length) == -1))
+    goto failed;
+  if (data_write (img, buf, r->length, host + head, r->offset) == -1)
+    goto failed;
   ret = 0;
+  goto out;
+ failed:
+  data_write_failed (img);
  out:
   free (copy);
   return ret;

@@ -19,6 +19,8 @@
 #include "diag.h"
 #include "internal.h"
 #include "io.h"
+#include "minmax.h"
+#include "rounding.h"
 #include "write-state.h"
 
 /* Deferred refcount drops are applied at least this often. */
@@ -40,44 +42,50 @@ header_write_u64 (struct qcow2_image *img, unsigned field, uint64_t value)
  * allocated: written back only at the next checkpoint, it could
  * otherwise meet a file system that data writes have filled since, and
  * then no flush would ever succeed again.  An ENOSPC here fails just the
- * request that needed the table.
+ * request that needed the table.  io_zero allocates the space without
+ * writing it where the file system can.
  */
 int
 claim_metadata_space (struct qcow2_image *img, uint64_t offset, uint64_t bytes)
 {
-  unsigned char *zeroes = calloc (1, img->cluster_size);
-  int r = 0;
-
-  if (zeroes == NULL) {
-    diag_error ("calloc: %m");
-    return -1;
-  }
-  for (uint64_t done = 0; done < bytes && r == 0; done += img->cluster_size)
-    r = io_pwrite (img->file, zeroes, img->cluster_size, offset + done);
-  free (zeroes);
-  return r;
+  return io_zero (img->file, offset, bytes);
 }
 
+static bool
+l1_dirty (const struct qcow2_image *img)
+{
+  return img->w->l1_dirty_first < img->w->l1_dirty_end;
+}
+
+/* Write the changed entries of the L1 table, in whole 512-byte sectors
+ * as QEMU does (a sector is written atomically); not the whole table,
+ * which for a large image is megabytes at every checkpoint.
+ */
 static int
 write_l1 (struct qcow2_image *img)
 {
-  uint64_t bytes = (uint64_t) img->l1_size * 8;
+  const uint64_t per_sector = 512 / 8;
+  struct write_state *w = img->w;
+  uint64_t first, end;
   uint64_t *be;
   int r;
 
-  if (!img->w->l1_dirty || bytes == 0)
+  if (!l1_dirty (img))
     return 0;
-  be = malloc (bytes);
+  first = ROUND_DOWN (w->l1_dirty_first, per_sector);
+  end = MIN (ROUND_UP (w->l1_dirty_end, per_sector), (uint64_t) img->l1_size);
+  be = malloc ((end - first) * 8);
   if (be == NULL) {
     diag_error ("malloc: %m");
     return -1;
   }
-  for (uint32_t i = 0; i < img->l1_size; i++)
-    store_be64 (&be[i], img->l1[i]);
-  r = io_pwrite (img->file, be, bytes, img->hdr.l1_table_offset);
+  for (uint64_t i = first; i < end; i++)
+    store_be64 (&be[i - first], img->l1[i]);
+  r = io_pwrite (img->file, be, (end - first) * 8,
+                 img->hdr.l1_table_offset + first * 8);
   free (be);
   if (r == 0)
-    img->w->l1_dirty = false;
+    w->l1_dirty_first = w->l1_dirty_end = 0;
   return r;
 }
 
@@ -97,7 +105,7 @@ checkpoint_steps (struct qcow2_image *img)
   if (refcount_writeback (img) == -1 ||
       io_flush (img->file) == -1 ||
       meta_cache_writeback (img->l2_cache, img->file) == -1 ||
-      (img->w->l1_dirty && io_flush (img->file) == -1) ||
+      (l1_dirty (img) && io_flush (img->file) == -1) ||
       write_l1 (img) == -1 ||
       io_flush (img->file) == -1)
     return -1;
