@@ -251,10 +251,6 @@ extern int qcow1_open (struct qcow2_image *img);
 extern int qcow1_cluster_map (struct qcow2_image *img, uint64_t offset,
                               uint64_t max_len, struct mapping *m);
 
-/* refcount.c: entry i of a refcount block of 2^order-bit entries. */
-extern uint64_t refcount_block_entry (const unsigned char *block, uint64_t i,
-                                      unsigned order);
-
 /* prealloc.c: does the image look "metadata preallocated" to QEMU? */
 extern int detect_metadata_preallocation (struct qcow2_image *img);
 

@@ -12,6 +12,7 @@
 #include "byte-order.h"
 #include "checked-overflow.h"
 #include "internal.h"
+#include "refcount-format.h"
 #include "io.h"
 #include "minmax.h"
 #include "rounding.h"
@@ -50,7 +51,7 @@ count_referenced (struct qcow2_image *img, uint64_t limit)
         io_pread (img->file, block, img->cluster_size, off) == -1)
       continue;
     for (uint64_t j = 0; j < entries && count < limit; j++)
-      count += refcount_block_entry (block, j, h->refcount_order) != 0;
+      count += refblock_get (block, j, h->refcount_order) != 0;
   }
  out:
   free (table);

@@ -19,6 +19,7 @@
 #include "internal.h"
 #include "io.h"
 #include "minmax.h"
+#include "refcount-format.h"
 #include "rounding.h"
 #include "write-state.h"
 
@@ -28,44 +29,6 @@ static uint64_t
 entries_per_block (const struct qcow2_image *img)
 {
   return UINT64_C (1) << img->w->rb_bits;
-}
-
-/* Entries narrower than a byte are packed least significant bit first;
- * wider ones are big-endian ("Refcount table").
- */
-uint64_t
-refcount_block_entry (const unsigned char *block, uint64_t i, unsigned order)
-{
-  switch (order) {
-  case 0: case 1: case 2: {
-    unsigned bits = 1u << order;
-    uint64_t bit = i * bits;
-    return (block[bit / 8] >> (bit % 8)) & ((1u << bits) - 1);
-  }
-  case 3: return block[i];
-  case 4: return load_be16 (block + i * 2);
-  case 5: return load_be32 (block + i * 4);
-  default: return load_be64 (block + i * 8);
-  }
-}
-
-static void
-block_entry_set (unsigned char *block, uint64_t i, unsigned order,
-                 uint64_t value)
-{
-  switch (order) {
-  case 0: case 1: case 2: {
-    unsigned bits = 1u << order;
-    uint64_t bit = i * bits;
-    unsigned mask = ((1u << bits) - 1) << (bit % 8);
-    block[bit / 8] = (block[bit / 8] & ~mask) | ((value << (bit % 8)) & mask);
-    break;
-  }
-  case 3: block[i] = value; break;
-  case 4: store_be16 (block + i * 2, value); break;
-  case 5: store_be32 (block + i * 4, value); break;
-  default: store_be64 (block + i * 8, value); break;
-  }
 }
 
 static int
@@ -107,8 +70,8 @@ refcount_init (struct qcow2_image *img)
   struct write_state *w = img->w;
   unsigned order = img->hdr.refcount_order;
 
-  w->rb_bits = img->cluster_bits + 3 - order;
-  w->refcount_max = order == 6 ? UINT64_MAX : (UINT64_C (1) << (1u << order)) - 1;
+  w->rb_bits = refblock_bits (img->cluster_bits, order);
+  w->refcount_max = refcount_max (order);
   w->end_cluster = DIV_ROUND_UP (img->file_size, img->cluster_size);
   w->free_hint = 0;
   w->refblock_cache = meta_cache_create (img->cluster_size, REFBLOCK_CACHE_SIZE);
@@ -165,7 +128,8 @@ grow_reftable (struct qcow2_image *img, uint64_t needed)
   uint64_t old_offset = w->reftable_offset;
   uint64_t *table;
 
-  new_entries = ROUND_UP (MAX (needed, old_entries * 2), per_cluster);
+  new_entries = reftable_round_entries (MAX (needed, old_entries * 2),
+                                        img->cluster_bits);
   for (;;) {
     k = new_entries / per_cluster;
     t = w->end_cluster;
@@ -173,7 +137,7 @@ grow_reftable (struct qcow2_image *img, uint64_t needed)
     uint64_t last_block = ((t + k + 2) >> w->rb_bits) + 1;
     if (last_block <= new_entries)
       break;
-    new_entries = ROUND_UP (last_block, per_cluster);
+    new_entries = reftable_round_entries (last_block, img->cluster_bits);
   }
   if (new_entries * 8 > MAX_REFTABLE_BYTES) {
     diag_error ("%s: the refcount table would exceed %d bytes",
@@ -261,7 +225,7 @@ set_count (struct qcow2_image *img, uint64_t cluster, uint64_t value)
   }
   if (ensure_block (img, b) == -1 || get_block (img, b, &t) == -1)
     return -1;
-  block_entry_set (t->data, cluster & (entries_per_block (img) - 1),
+  refblock_set (t->data, cluster & (entries_per_block (img) - 1),
                    img->hdr.refcount_order, value);
   meta_cache_mark_dirty (w->refblock_cache, t);
   meta_cache_put (w->refblock_cache, t);
@@ -287,8 +251,8 @@ refcount_get (struct qcow2_image *img, uint64_t cluster, uint64_t *value)
   }
   if (get_block (img, b, &t) == -1)
     return -1;
-  *value = refcount_block_entry (t->data, cluster & (entries_per_block (img) - 1),
-                            img->hdr.refcount_order);
+  *value = refblock_get (t->data, cluster & (entries_per_block (img) - 1),
+                         img->hdr.refcount_order);
   meta_cache_put (w->refblock_cache, t);
   return 0;
 }
@@ -452,8 +416,7 @@ refcount_writeback (struct qcow2_image *img)
       diag_error ("malloc: %m");
       return -1;
     }
-    for (uint64_t i = 0; i < w->reftable_entries; i++)
-      store_be64 (&be[i], w->reftable[i]);
+    table_store ((unsigned char *) be, w->reftable, w->reftable_entries, 0);
     r = io_pwrite (img->file, be, bytes, w->reftable_offset);
     free (be);
     if (r == -1)
@@ -468,12 +431,14 @@ refcount_writeback (struct qcow2_image *img)
      * one write switches both.
      */
     store_be64 (fields, w->reftable_offset);
-    store_be32 (fields + 8, w->reftable_entries * 8 >> img->cluster_bits);
+    store_be32 (fields + 8,
+                reftable_clusters (w->reftable_entries, img->cluster_bits));
     if (io_pwrite (img->file, fields, sizeof fields,
                    HDR_REFCOUNT_TABLE_OFFSET) == -1)
       return -1;
     img->hdr.refcount_table_offset = w->reftable_offset;
-    img->hdr.refcount_table_clusters = w->reftable_entries * 8 >> img->cluster_bits;
+    img->hdr.refcount_table_clusters =
+      reftable_clusters (w->reftable_entries, img->cluster_bits);
     w->reftable_moved = false;
   }
   w->reftable_dirty = false;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "refcount-format.h"
 #include "qcow2.h"
 #include "seeded-random.h"
 
@@ -36,20 +37,20 @@ test_refcount_packing (void)
 {
   const unsigned char b[8] = { 0xe4, 0x21, 0x00, 0x05, 0x12, 0x34, 0x56, 0x78 };
 
-  assert (refcount_block_entry (b, 0, 0) == 0);         /* 0xe4 = 11100100 */
-  assert (refcount_block_entry (b, 2, 0) == 1);
-  assert (refcount_block_entry (b, 7, 0) == 1);
-  assert (refcount_block_entry (b, 8, 0) == 1);         /* 0x21 bit 0 */
-  assert (refcount_block_entry (b, 0, 1) == 0);         /* 2-bit: 00 01 10 11 */
-  assert (refcount_block_entry (b, 1, 1) == 1);
-  assert (refcount_block_entry (b, 2, 1) == 2);
-  assert (refcount_block_entry (b, 3, 1) == 3);
-  assert (refcount_block_entry (b, 2, 2) == 1);         /* 0x21: low nibble 1 */
-  assert (refcount_block_entry (b, 3, 2) == 2);
-  assert (refcount_block_entry (b, 3, 3) == 5);
-  assert (refcount_block_entry (b, 1, 4) == 5);         /* 0x0005 */
-  assert (refcount_block_entry (b, 1, 5) == 0x12345678);
-  assert (refcount_block_entry (b, 0, 6) == 0xe421000512345678ULL);
+  assert (refblock_get (b, 0, 0) == 0);         /* 0xe4 = 11100100 */
+  assert (refblock_get (b, 2, 0) == 1);
+  assert (refblock_get (b, 7, 0) == 1);
+  assert (refblock_get (b, 8, 0) == 1);         /* 0x21 bit 0 */
+  assert (refblock_get (b, 0, 1) == 0);         /* 2-bit: 00 01 10 11 */
+  assert (refblock_get (b, 1, 1) == 1);
+  assert (refblock_get (b, 2, 1) == 2);
+  assert (refblock_get (b, 3, 1) == 3);
+  assert (refblock_get (b, 2, 2) == 1);         /* 0x21: low nibble 1 */
+  assert (refblock_get (b, 3, 2) == 2);
+  assert (refblock_get (b, 3, 3) == 5);
+  assert (refblock_get (b, 1, 4) == 5);         /* 0x0005 */
+  assert (refblock_get (b, 1, 5) == 0x12345678);
+  assert (refblock_get (b, 0, 6) == 0xe421000512345678ULL);
 }
 
 static void

@@ -19,6 +19,7 @@
 #include "diag.h"
 #include "internal.h"
 #include "io.h"
+#include "refcount-format.h"
 #include "minmax.h"
 #include "rounding.h"
 #include "write-state.h"
@@ -79,8 +80,7 @@ write_l1 (struct qcow2_image *img)
     diag_error ("malloc: %m");
     return -1;
   }
-  for (uint64_t i = first; i < end; i++)
-    store_be64 (&be[i - first], img->l1[i]);
+  table_store ((unsigned char *) be, img->l1 + first, end - first, 0);
   r = io_pwrite (img->file, be, (end - first) * 8,
                  img->hdr.l1_table_offset + first * 8);
   free (be);
