@@ -33,11 +33,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 # KEY|SCRIPT|GOAL|NEEDS-FIO|WORKLOAD (issue 10's table, in its order)
 rows_table='plain-read|read-bench.sh|1.3|0|nbdcopy 1 GiB to null:
-zlib-read|compress-bench.sh|2.2|0|nbdcopy 1 GiB to null:, zlib image
-zstd-read|compress-bench.sh|2.0|0|nbdcopy 1 GiB to null:, zstd image
+zlib-read|compressed-read-bench.sh|2.2|0|nbdcopy 1 GiB to null:, zlib image
+zstd-read|compressed-read-bench.sh|2.0|0|nbdcopy 1 GiB to null:, zstd image
 luks-read|qcow2-encrypt-bench.sh|3.0|0|nbdcopy 1 GiB to null:, encrypted
 randread-alloc|read-bench.sh|2.0|1|fio 4K randread QD32 x 2, allocated 4 GiB
-randread-zlib|compress-bench.sh|2.0|1|fio 4K randread QD32 x 2, zlib image
+randread-zlib|compressed-read-bench.sh|2.0|1|fio 4K randread QD32 x 2, zlib image
 randwrite-fresh|write-bench.sh|1.5|1|fio 4K randwrite QD32 x 2, 10 s, fresh 4 GiB
 randwrite-prealloc|write-bench.sh|1.5|1|fio 4K randwrite QD32 x 2, preallocated
 randwrite-overlay|write-bench.sh|1.5|1|fio 4K randwrite QD32 x 2, fresh overlay, 64K backing
