@@ -19,58 +19,41 @@
 #
 #   bench/alloc-scale.sh [ROUNDS] BUILDDIR...   (default 3, the tree)
 #
-# Environment: WORKDIR (default bench/out), CLUSTER (default 65536).
+# Environment: WORKDIR (bench/lib.sh), CLUSTER (default 65536).
+# Prints each run's seconds as it goes, then the medians.
 
 set -euo pipefail
-
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(dirname "$here")
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 rounds=3
 if [[ ${1:-} =~ ^[0-9]+$ ]]; then rounds=$1; shift; fi
+test $# -eq 0 || BUILDDIR=$1
+bench_init
 builds=("$@")
 test ${#builds[@]} -gt 0 || builds=("$top")
-workdir=${WORKDIR:-$here/out}
 cluster=${CLUSTER:-65536}
-
-# nbdsh needs the system python3 (python3-libnbd), whatever PATH says.
-export PATH=/usr/bin:$PATH
-for cmd in nbdkit nbdsh nbdcopy qemu-img; do
-    command -v "$cmd" >/dev/null || { echo "$0: $cmd is needed" >&2; exit 1; }
-done
+bench_need nbdkit nbdsh nbdcopy qemu-img
 for b in "${builds[@]}"; do
     test -e "$b/qcow2.so" || { echo "$0: $b/qcow2.so not built" >&2; exit 1; }
 done
-mkdir -p "$workdir"
 raw=$workdir/random-256M.raw
-test -f "$raw" || head -c 256M /dev/urandom >"$raw"
-
-tmp=$(mktemp -d)
+make_random_raw "$raw" 256M
 img=$tmp/img.qcow2
-server_pid=
-cleanup ()
-{
-    test -z "$server_pid" || kill "$server_pid" 2>/dev/null || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
 
-# shellcheck source=bench/servers.sh
-. "$here/servers.sh"
-
-# serve BUILD: start our server with BUILD's plugin.
-serve ()
+# start BUILD: our server with BUILD's plugin on $img.
+start ()
 {
     plugin=$1/qcow2.so
-    start ours
+    serve ours ours "$img"
 }
 
-# finish: cpu = the server's CPU seconds (user + system, steadier than
-# wall time on a busy machine); stop it, and the image must be clean.
+# finish: results[cpu:$current] += the server's CPU seconds (user +
+# system, steadier than wall time on a busy machine); stop it, and the
+# image must be clean.
 finish ()
 {
-    cpu=$(awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' \
-        "/proc/$server_pid/stat")
-    stop
+    results[cpu:$current]+="$(cpu_seconds "${spid[ours]}") "
+    unserve ours
     qemu-img check -q "$img"
 }
 
@@ -78,7 +61,7 @@ finish ()
 # connected), flush = those of the flush after it.
 timed ()
 {
-    read -r result flush < <(nbdsh -u "$uri" -c "
+    read -r result flush < <(nbdsh -u "${nbd_uri[ours]}" -c "
 import os, random, time
 random.seed(1)
 t0 = time.monotonic()
@@ -91,7 +74,7 @@ print('%.4f %.4f' % (t1 - t0, time.monotonic() - t1))")
 alloc ()
 {
     qemu-img create -q -f qcow2 -o cluster_size="$cluster" "$img" "$2"
-    serve "$1"
+    start "$1"
     timed "
 buf = os.urandom(4096)
 for i in range(2000):
@@ -103,7 +86,7 @@ inplace ()
 {
     qemu-img create -q -f qcow2 -o cluster_size="$cluster",preallocation=falloc \
         "$img" 1G
-    serve "$1"
+    start "$1"
     timed "
 buf = os.urandom(4096)
 for i in range(20000):
@@ -113,37 +96,33 @@ for i in range(20000):
 
 copy ()
 {
-    local t0
     qemu-img create -q -f qcow2 -o cluster_size="$cluster",preallocation=falloc \
         "$img" 256M
-    serve "$1"
-    t0=$(date +%s.%N)
-    nbdcopy --flush "$raw" "$uri"
-    result=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.4f", b - a }')
+    start "$1"
+    result=$(seconds nbdcopy --flush "$raw" "${nbd_uri[ours]}")
     flush=0
     finish
 }
 
-declare -A res
-for ((r = 1; r <= rounds; r++)); do
-    for ((k = 0; k < ${#builds[@]}; k++)); do
-        # Rotate the order every round.
-        b=${builds[(k + r) % ${#builds[@]}]}
-        for w in "alloc 1G" "alloc 2047T" inplace copy; do
-            rm -f "$img"
-            # shellcheck disable=SC2086
-            set -- $w
-            "$1" "$b" "${2:-}"
-            res[$b:$w]+="$result "
-            res[$b:$w:flush]+="$flush "
-            res[$b:$w:cpu]+="$cpu "
-            printf 'round %d  %-32s %-12s %8.3f s  (then flush %.3f s; server CPU %.3f s)\n' \
-                "$r" "$b" "$w" "$result" "$flush" "$cpu"
-        done
-    done
-done
+# run_one BUILD:WORKLOAD (alternate's FN): rotate the order of every
+# workload of every build each round.
+run_one ()
+{
+    local b=${1%:*} w=${1##*:}
+    current=$1
+    rm -f "$img"
+    # shellcheck disable=SC2086
+    set -- "$b" $w
+    "$2" "$1" "${3:-}"
+    results[flush:$b:$w]+="$flush "
+}
 
-median () { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+names=()
+for b in "${builds[@]}"; do
+    for w in "alloc 1G" "alloc 2047T" inplace copy; do names+=("$b:$w"); done
+done
+alternate "$rounds" run_one "${names[@]}"
+
 echo
 echo "medians of $rounds rounds, seconds ($cluster-byte clusters; the"
 echo "writes, then the flush after them; copy includes its flush):"
@@ -151,16 +130,15 @@ printf '  %-32s %15s %15s %15s %8s\n' build "alloc 1G" "alloc 2047T" inplace cop
 for b in "${builds[@]}"; do
     printf '  %-32s' "$b"
     for w in "alloc 1G" "alloc 2047T" inplace; do
-        printf ' %7.3f +%6.3f' "$(median <<<"${res[$b:$w]}")" \
-            "$(median <<<"${res[$b:$w:flush]}")"
+        printf ' %7.3f +%6.3f' "$(med_of "$b:$w")" "$(med_of "flush:$b:$w")"
     done
-    printf ' %8.3f\n' "$(median <<<"${res[$b:copy]}")"
+    printf ' %8.3f\n' "$(med_of "$b:copy")"
 done
 echo "the server's CPU seconds, from start to before the stop (open, writes, flush):"
 for b in "${builds[@]}"; do
     printf '  %-32s' "$b"
     for w in "alloc 1G" "alloc 2047T" inplace copy; do
-        printf ' %15.3f' "$(median <<<"${res[$b:$w:cpu]}")"
+        printf ' %15.3f' "$(med_of "cpu:$b:$w")"
     done
     echo
 done

@@ -8,13 +8,18 @@
 #   bench_need CMD...       exit naming every missing command
 #   make_data_raw FILE SIZE files under /usr repeated, a zero MiB every 16 MiB
 #   make_random_raw FILE SIZE
+#   make_disk_raw FILE SIZE a used-looking disk (tests/make-disk-image.py)
+#   cpu_seconds PID         a server's CPU time so far (utime + stime)
 #   serve NAME KIND ARGS... start one server; nbd_uri[NAME], spid[NAME]
 #   unserve NAME            stop it; it must exit cleanly
 #   same_data NAME...       exit unless the servers serve the same bytes
 #   alternate ROUNDS FN S... FN S sets result; rounds rotate the order;
-#                           results[S] = the values, one per round
+#                           results[S] = the values, one per round,
+#                           results[cpu:S] = server S's CPU seconds
 #   pair_stats A B          "median min max" of results[A]/results[B] per round
-#   emit_row / emit_ceiling the lines bench/suite.sh reads (see there)
+#   med_of S                the median of results[S]
+#   emit_row / emit_ceiling the lines bench/suite.sh reads (see there);
+#                           a UNIT of "s" (times) means lower is better
 #
 # Environment every script honours: BUILDDIR (default: the top of the
 # tree, holding qcow2.so, luks.so, compress.so), WORKDIR (default
@@ -92,9 +97,26 @@ make_random_raw ()
     mv "$1.tmp" "$1"
 }
 
+# make_disk_raw FILE SIZE: a used-looking disk: files from /usr laid out
+# as a file system would, random data and zero runs, seeded.
+make_disk_raw ()
+{
+    test -f "$1" && return 0
+    echo "making $1 ($2 used-looking disk)" >&2
+    /usr/bin/python3 "$top/tests/make-disk-image.py" --seed 1 "$2" "$1.tmp"
+    mv "$1.tmp" "$1"
+}
+
+# cpu_seconds PID: user + system CPU seconds of a process (all its
+# threads) so far; load inflates them far less than wall time.
+cpu_seconds ()
+{
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f\n", ($14 + $15) / hz }' "/proc/$1/stat"
+}
+
 # serve NAME KIND ARGS...: start a server on $tmp/NAME.sock, read-only
 # when RO=1, and wait until it listens.  KIND:
-#   ours IMAGE [PARAMS...]   nbdkit $plugin file=IMAGE PARAMS
+#   ours IMAGE [PARAMS...]   nbdkit $NBDKIT_ARGS $plugin file=IMAGE PARAMS
 #   file RAW                 nbdkit's file plugin (the ceiling)
 #   nbdkit ARGS...           nbdkit ARGS (filters, other plugins)
 #   qemu QEMU-NBD-ARGS...    qemu-nbd --shared=0 --persistent ARGS
@@ -107,8 +129,9 @@ serve ()
     case "$kind" in
     ours|file|nbdkit)
         test "${RO:-}" = 1 && ro=(-r)
+        # shellcheck disable=SC2086
         case "$kind" in
-        ours) set -- "$plugin" file="$@" ;;
+        ours) set -- ${NBDKIT_ARGS:-} "$plugin" file="$@" ;;
         file) set -- file "$@" ;;
         esac
         nbdkit -f "${ro[@]}" -U "$sock" --pidfile "$pidf" "$@" \
@@ -198,17 +221,25 @@ print("%.0f" % (j["read"]["iops"] + j["write"]["iops"]))' "$out"
 
 # alternate ROUNDS FN S...: for each round call FN S for every S, the
 # order rotating by one each round so no server always goes first;
-# FN sets result.  Appends to results[S]; prints each figure to stderr.
+# FN sets result.  Appends to results[S], and when a server S is
+# running (spid[S]), its CPU seconds during FN to results[cpu:S];
+# prints each figure to stderr.
 alternate ()
 {
-    local rounds=$1 fn=$2 r k s order
+    local rounds=$1 fn=$2 r k s order c0
     shift 2
     for ((r = 1; r <= rounds; r++)); do
         order=("$@")
         for ((k = 0; k < (r - 1) % $#; k++)); do order=("${order[@]:1}" "${order[0]}"); done
         for s in "${order[@]}"; do
+            c0=
+            test -z "${spid[$s]:-}" || c0=$(cpu_seconds "${spid[$s]}")
             "$fn" "$s"
             results[$s]+="$result "
+            if test -n "$c0"; then
+                results[cpu:$s]+="$(awk -v a="$c0" -v b="$(cpu_seconds "${spid[$s]}")" \
+                    'BEGIN { print b - a }') "
+            fi
             printf '  round %d  %-8s %s\n' "$r" "$s" "$result" >&2
         done
     done
@@ -221,8 +252,8 @@ median ()
         END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
 
-# pair_stats A B: "MEDIAN MIN MAX" of the per-round ratios A/B (higher
-# is better for both: throughput or IOPS).
+# pair_stats A B: "MEDIAN MIN MAX" of the per-round ratios
+# results[A] / results[B].
 pair_stats ()
 {
     paste -d' ' <(tr ' ' '\n' <<<"${results[$1]}" | grep .) \
@@ -233,27 +264,36 @@ pair_stats ()
                   printf "%.2f %.2f %.2f\n", m, a[1], a[NR] }'
 }
 
+# speedup A B UNIT: pair_stats with the ratio > 1 when A is better:
+# A / B for throughput or IOPS, B / A for times (UNIT s).
+speedup ()
+{
+    if test "$3" = s; then pair_stats "$2" "$1"; else pair_stats "$1" "$2"; fi
+}
+
 med_of () { tr ' ' '\n' <<<"${results[$1]}" | grep . | median; }
 
-# emit_row KEY WORKLOAD UNIT: the row line of a measured row, from
-# results[ours] and results[qemu] (higher is better):
-#   @row|KEY|WORKLOAD|OURS|QEMU|UNIT|MEDIAN-RATIO|MIN|MAX|PAIRS
+# emit_row KEY WORKLOAD UNIT [NOTE]: the row line of a measured row,
+# from results[ours] and results[qemu] (results[$row_ours] and
+# results[$row_qemu] when those are set):
+#   @row|KEY|WORKLOAD|OURS|QEMU|UNIT|MEDIAN-RATIO|MIN|MAX|PAIRS[|NOTE]
 emit_row ()
 {
-    local m lo hi n
-    read -r m lo hi < <(pair_stats ours qemu)
-    n=$(tr ' ' '\n' <<<"${results[ours]}" | grep -c .)
-    printf '@row|%s|%s|%s|%s|%s|%s|%s|%s|%s\n' "$1" "$2" \
-        "$(med_of ours)" "$(med_of qemu)" "$3" "$m" "$lo" "$hi" "$n"
+    local o=${row_ours:-ours} q=${row_qemu:-qemu} m lo hi n
+    read -r m lo hi < <(speedup "$o" "$q" "$3")
+    n=$(tr ' ' '\n' <<<"${results[$o]}" | grep -c .)
+    printf '@row|%s|%s|%s|%s|%s|%s|%s|%s|%s%s\n' "$1" "$2" \
+        "$(med_of "$o")" "$(med_of "$q")" "$3" "$m" "$lo" "$hi" "$n" "${4:+|$4}"
 }
 
 # emit_ceiling KEY WHAT NAME UNIT: a ceiling measured alongside row KEY
-# (results[NAME]), and ours as a fraction of it:
+# (results[NAME]), and ours (results[$row_ours], default ours) as a
+# fraction of it:
 #   @ceiling|KEY|WHAT|VALUE|UNIT|MEDIAN-OURS/CEILING|MIN|MAX
 emit_ceiling ()
 {
     local m lo hi
-    read -r m lo hi < <(pair_stats ours "$3")
+    read -r m lo hi < <(speedup "${row_ours:-ours}" "$3" "$4")
     printf '@ceiling|%s|%s|%s|%s|%s|%s|%s\n' "$1" "$2" "$(med_of "$3")" "$4" "$m" "$lo" "$hi"
 }
 

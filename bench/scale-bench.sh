@@ -13,8 +13,9 @@
 #           reference the two above are measured against
 #
 # Each row is `nbdcopy URI null:` (which reads only what block status
-# says is data), ours (nbdkit -r qcow2.so) and qemu-nbd -r alternating
-# (A B, then B A), ROUNDS pairs.  Printed: the median of each, the
+# says is data), ours (nbdkit -r qcow2.so), qemu-nbd -r and nbdkit's
+# file plugin on the raw data, every server of every image once a round,
+# the order rotating (bench/lib.sh alternate), ROUNDS rounds.  Printed: the median of each, the
 # median of the per-pair ratios (qemu-nbd time / ours) with their
 # range, and ours against ours on the flat image of the same round.
 # Then the peak and current RSS (VmHWM, VmRSS) of each server on the
@@ -23,31 +24,21 @@
 #
 #   bench/scale-bench.sh [ROUNDS]          (default 5, or $ROUNDS)
 #
-# Environment: BUILDDIR (default the top of the tree) holds qcow2.so;
-# NBDKIT_ARGS (default none) are added to our server's command line
-# (e.g. "-t 4": nbdkit's 16 threads a connection cost CPU in wake-ups);
-# WORKDIR (default bench/out) keeps the images between runs (3 GiB of
+# Environment: BUILDDIR, WORKDIR (bench/lib.sh); NBDKIT_ARGS (default
+# none) are added to our server's command line (e.g. "-t 4": nbdkit's
+# 16 threads a connection cost CPU in wake-ups); WORKDIR keeps the images between runs (3 GiB of
 # disk; the 1 TiB ones are sparse).  Images are made only with
 # qemu-img, from raw files written here, and checked: each server's
 # map of each image equals qemu-nbd's.
 
 set -euo pipefail
-
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(dirname "$here")
-builddir=${BUILDDIR:-$top}
-workdir=${WORKDIR:-$here/out}
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_init
 rounds=${1:-${ROUNDS:-5}}
-plugin=$builddir/qcow2.so
 layers=17
 dir=$workdir/scale
-
-# nbdsh and python's nbd module need the system python3.
-export PATH=/usr/bin:$PATH
-for cmd in nbdkit qemu-nbd qemu-img nbdcopy nbdinfo python3; do
-    command -v "$cmd" >/dev/null || { echo "$0: $cmd is needed" >&2; exit 1; }
-done
-test -e "$plugin" || { echo "$0: $plugin not built (run make)" >&2; exit 1; }
+bench_need nbdkit qemu-nbd qemu-img nbdcopy nbdinfo
 mkdir -p "$dir"
 
 # write_raw OUT SIZE LAYER: a sparse raw file of SIZE bytes with the
@@ -112,41 +103,12 @@ declare -A raw=([sparse]=$dir/sparse.raw [chain]=$dir/sparse.raw
 # reading it whole would read 1 TiB of holes).
 cat "$dir"/*.qcow2 "$dir/flat.raw" >/dev/null
 
-# Every server running, by name (KIND-IMAGE): pid.
-declare -A pid_of
-tmp=$(mktemp -d)
-trap 'kill "${pid_of[@]}" 2>/dev/null || true; rm -rf "$tmp"' EXIT
-
-# serve KIND IMAGE NAME: a read-only server on $tmp/NAME.sock; prints
-# its pid.
-serve ()
-{
-    local sock=$tmp/$3.sock pidf=$tmp/$3.pid i
-    case "$1" in
-    # shellcheck disable=SC2086
-    ours) nbdkit -f -r ${NBDKIT_ARGS:-} -U "$sock" --pidfile "$pidf" \
-              "$plugin" file="$2" ;;
-    qemu) qemu-nbd -r --shared=0 -f qcow2 --persistent -k "$sock" \
-              --pid-file="$pidf" "$2" ;;
-    file) nbdkit -f -r -U "$sock" --pidfile "$pidf" file "$2" ;;
-    esac >"$tmp/$3.log" 2>&1 &
-    for ((i = 0; i < 100; i++)); do
-        test -S "$sock" && test -s "$pidf" && break
-        sleep 0.1
-    done
-    test -s "$pidf" || { cat "$tmp/$3.log" >&2; exit 1; }
-    cat "$pidf"
-}
-
-uri () { echo "nbd+unix:///?socket=$tmp/$1.sock"; }
-
 for im in "${images[@]}"; do
-    for s in ours qemu; do
-        pid_of[$s-$im]=$(serve "$s" "${file[$im]}" "$s-$im")
-    done
-    pid_of[file-$im]=$(serve file "${raw[$im]}" "file-$im")
-    nbdinfo --map "$(uri "ours-$im")" >"$tmp/ours-$im.map"
-    nbdinfo --map "$(uri "qemu-$im")" >"$tmp/qemu-$im.map"
+    RO=1 serve "ours-$im" ours "${file[$im]}"
+    RO=1 serve "qemu-$im" qemu -f qcow2 "${file[$im]}"
+    RO=1 serve "file-$im" file "${raw[$im]}"
+    nbdinfo --map "${nbd_uri[ours-$im]}" >"$tmp/ours-$im.map"
+    nbdinfo --map "${nbd_uri[qemu-$im]}" >"$tmp/qemu-$im.map"
     cmp -s "$tmp/ours-$im.map" "$tmp/qemu-$im.map" || {
         echo "$0: the maps of $im differ (ours, qemu-nbd):" >&2
         diff "$tmp/ours-$im.map" "$tmp/qemu-$im.map" | head >&2
@@ -154,53 +116,13 @@ for im in "${images[@]}"; do
     }
 done
 
-# The server's CPU seconds so far (utime + stime).
-cpu_of () { awk -v t="$(getconf CLK_TCK)" '{ printf "%.3f\n", ($14 + $15) / t }' "/proc/$1/stat"; }
+# read_once NAME (alternate's FN): result = the seconds of one full read.
+read_once () { result=$(seconds nbdcopy "${nbd_uri[$1]}" null:); }
 
-# time_read NAME: one full read; adds its seconds to times[NAME] and
-# the server's CPU seconds to cpu[NAME].
-declare -A times cpu
-time_read ()
-{
-    local start end c0 c1 t
-    c0=$(cpu_of "${pid_of[$1]}")
-    start=$(date +%s.%N)
-    nbdcopy "$(uri "$1")" null:
-    end=$(date +%s.%N)
-    c1=$(cpu_of "${pid_of[$1]}")
-    t=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f\n", b - a }')
-    times[$1]+="$t "
-    cpu[$1]+="$(awk -v a="$c0" -v b="$c1" 'BEGIN { print b - a }') "
-    printf 'round %d  %-12s %.3f s\n' "$r" "$1" "$t" >&2
-}
-
-r=0
-for im in "${images[@]}"; do                            # warm-up
-    for s in ours qemu file; do time_read "$s-$im"; done
-done
-times=() cpu=()
-for ((r = 1; r <= rounds; r++)); do
-    order=(ours qemu)
-    ((r % 2)) || order=(qemu ours)
-    for im in "${images[@]}"; do
-        for s in "${order[@]}" file; do time_read "$s-$im"; done
-    done
-done
-
-# stats: the median, min and max of the numbers on stdin.
-stats ()
-{
-    tr ' ' '\n' | grep -v '^$' | sort -g |
-        awk '{ a[NR] = $1 } END {
-                 m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
-                 printf "%.2f %.2f %.2f\n", m, a[1], a[NR] }'
-}
-# ratios A B: the per-round ratios of the times in lists A / B.
-ratios ()
-{
-    paste <(tr ' ' '\n' <<<"$1" | grep -v '^$') <(tr ' ' '\n' <<<"$2" | grep -v '^$') |
-        awk '{ printf "%f ", $1 / $2 }'
-}
+names=()
+for im in "${images[@]}"; do names+=("ours-$im" "qemu-$im" "file-$im"); done
+for n in "${names[@]}"; do read_once "$n"; done            # warm-up
+alternate "$rounds" read_once "${names[@]}"
 
 label ()
 {
@@ -211,57 +133,43 @@ label ()
     esac
 }
 echo
-echo "nbdcopy URI null:, $rounds pairs (ours, qemu-nbd alternating), then nbdkit's"
-echo "file plugin on the same data as a raw file (1 TiB sparse, or 1 GiB); medians"
-echo "[per-round range]; speedup = qemu-nbd time / ours; vs flat = ours / ours"
-echo "on the flat image in the same round"
+echo "nbdcopy URI null:, $rounds rounds (ours, qemu-nbd and nbdkit's file plugin"
+echo "on the same data as a raw file, 1 TiB sparse or 1 GiB, the order rotating);"
+echo "medians [per-round range]; speedup = qemu-nbd time / ours; vs flat = ours /"
+echo "ours on the flat image in the same round"
 printf '  %-26s %7s %7s %7s %19s %19s\n' row ours qemu-nbd file speedup "vs flat"
 for im in "${images[@]}"; do
-    read -r mo _ _ < <(stats <<<"${times[ours-$im]}")
-    read -r mq _ _ < <(stats <<<"${times[qemu-$im]}")
-    read -r mf _ _ < <(stats <<<"${times[file-$im]}")
-    read -r sp slo shi < <(ratios "${times[qemu-$im]}" "${times[ours-$im]}" | stats)
-    read -r vf vlo vhi < <(ratios "${times[ours-$im]}" "${times[ours-flat]}" | stats)
+    read -r sp slo shi < <(pair_stats "qemu-$im" "ours-$im")
+    read -r vf vlo vhi < <(pair_stats "ours-$im" ours-flat)
     printf '  %-26s %6.2fs %6.2fs %6.2fs %6.2fx [%.2f-%.2f] %6.2fx [%.2f-%.2f]\n' \
-        "$(label "$im")" "$mo" "$mq" "$mf" "$sp" "$slo" "$shi" "$vf" "$vlo" "$vhi"
+        "$(label "$im")" "$(med_of "ours-$im")" "$(med_of "qemu-$im")" \
+        "$(med_of "file-$im")" "$sp" "$slo" "$shi" "$vf" "$vlo" "$vhi"
 done
-read -r cs clo chi < <(ratios "${times[ours-chain]}" "${times[ours-sparse]}" | stats)
+read -r cs clo chi < <(pair_stats ours-chain ours-sparse)
 printf '  the chain against the same data in one image (ours / ours on sparse): %.2fx [%.2f-%.2f]\n' \
     "$cs" "$clo" "$chi"
 
-# The lines bench/suite.sh collects (bench/lib.sh's format): speedups
-# over qemu-nbd, and ours against the flat image and the raw file.
+# The lines bench/suite.sh collects: speedups over qemu-nbd, and ours
+# against the flat image and the raw file.
 for im in sparse chain; do
-    read -r mo _ _ < <(stats <<<"${times[ours-$im]}")
-    read -r mq _ _ < <(stats <<<"${times[qemu-$im]}")
-    read -r mf _ _ < <(stats <<<"${times[file-$im]}")
-    read -r mflat _ _ < <(stats <<<"${times[ours-flat]}")
-    printf '@row|scale-%s|nbdcopy to null: of %s|%s|%s|s|%s|%s\n' "$im" \
-        "$(label "$im")" "$mo" "$mq" \
-        "$(ratios "${times[qemu-$im]}" "${times[ours-$im]}" | stats | tr ' ' '|')" \
-        "$rounds"
-    printf '@ceiling|scale-%s|flat 1 GiB image, same data, ours|%s|s|%s\n' "$im" \
-        "$mflat" "$(ratios "${times[ours-flat]}" "${times[ours-$im]}" | stats | tr ' ' '|')"
-    printf '@ceiling|scale-%s|raw data via nbdkit file|%s|s|%s\n' "$im" \
-        "$mf" "$(ratios "${times[file-$im]}" "${times[ours-$im]}" | stats | tr ' ' '|')"
+    row_ours=ours-$im row_qemu=qemu-$im emit_row "scale-$im" "nbdcopy to null: of $(label "$im")" s
+    row_ours=ours-$im emit_ceiling "scale-$im" "flat 1 GiB image, same data, ours" ours-flat s
+    row_ours=ours-$im emit_ceiling "scale-$im" "raw data via nbdkit file" "file-$im" s
 done
 
 echo
 echo "the servers' CPU seconds per copy (utime + stime; load does not inflate them)"
 printf '  %-26s %7s %7s %7s %19s\n' row ours qemu-nbd file "ours vs flat"
 for im in "${images[@]}"; do
-    read -r co _ _ < <(stats <<<"${cpu[ours-$im]}")
-    read -r cq _ _ < <(stats <<<"${cpu[qemu-$im]}")
-    read -r cf _ _ < <(stats <<<"${cpu[file-$im]}")
-    read -r vf vlo vhi < <(ratios "${cpu[ours-$im]}" "${cpu[ours-flat]}" | stats)
+    read -r vf vlo vhi < <(pair_stats "cpu:ours-$im" cpu:ours-flat)
     printf '  %-26s %6.2fs %6.2fs %6.2fs %6.2fx [%.2f-%.2f]\n' \
-        "$(label "$im")" "$co" "$cq" "$cf" "$vf" "$vlo" "$vhi"
+        "$(label "$im")" "$(med_of "cpu:ours-$im")" "$(med_of "cpu:qemu-$im")" \
+        "$(med_of "cpu:file-$im")" "$vf" "$vlo" "$vhi"
 done
 
 # Memory: a fresh server of each kind on the chain, N connections
 # reading, then its VmHWM and VmRSS.
-kill "${pid_of[@]}"
-pid_of=()
+for n in "${names[@]}"; do unserve "$n"; done
 status_kib () { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$2/status"; }
 echo
 echo "RSS on the chain: 256 KiB reads of the data, 16 in flight per connection"
@@ -269,12 +177,14 @@ printf '  %-12s %12s %12s %12s %12s\n' connections "ours HWM" "ours RSS" "qemu H
 for n in 1 16 64; do
     line=
     for s in ours qemu; do
-        pid=$(serve "$s" "${file[chain]}" "rss-$s-$n")
-        pid_of[rss]=$pid
-        python3 "$top/tests/parallel-reads.py" "$(uri "rss-$s-$n")" "$n" 64 >/dev/null
-        line+=$(printf ' %9d KiB %9d KiB' "$(status_kib VmHWM "$pid")" "$(status_kib VmRSS "$pid")")
-        kill "$pid"
-        unset 'pid_of[rss]'
+        case $s in
+        ours) RO=1 serve rss ours "${file[chain]}" ;;
+        qemu) RO=1 serve rss qemu -f qcow2 "${file[chain]}" ;;
+        esac
+        python3 "$top/tests/parallel-reads.py" "${nbd_uri[rss]}" "$n" 64 >/dev/null
+        line+=$(printf ' %9d KiB %9d KiB' "$(status_kib VmHWM "${spid[rss]}")" \
+            "$(status_kib VmRSS "${spid[rss]}")")
+        unserve rss
     done
     printf '  %-12s%s\n' "$n" "$line"
 done
