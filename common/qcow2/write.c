@@ -329,7 +329,7 @@ write_run_data (struct qcow2_image *img, const struct run *r,
   uint64_t host = r->host + r->fill_first;
   bool plain = img->crypt == NULL;
   bool head_zero = plain && r->head_zero, tail_zero = plain && r->tail_zero;
-  unsigned char *copy = NULL;
+  unsigned char *copy = NULL, *tail_copy = NULL;
   int ret = -1;
 
   if ((head && !head_zero) || (tail && !tail_zero)) {
@@ -338,19 +338,20 @@ write_run_data (struct qcow2_image *img, const struct run *r,
       diag_error ("malloc: %m");
       return -1;
     }
+    tail_copy = copy + head;
     if ((head && !head_zero &&
          qcow2_pread (img, copy, head, span_first) == -1) ||
         (tail && !tail_zero &&
-         qcow2_pread (img, copy + head, tail, r->offset + r->length) == -1))
+         qcow2_pread (img, tail_copy, tail, r->offset + r->length) == -1))
       goto out;
     head_zero = head_zero || (plain && is_zero (copy, head));
-    tail_zero = tail_zero || (plain && is_zero (copy + head, tail));
+    tail_zero = tail_zero || (plain && is_zero (tail_copy, tail));
   }
   /* One call zeroes both ends when both need it. */
   if (head && head_zero && tail && tail_zero
       ? io_zero (img->data, host, span_end - span_first) == -1
       : (fill_part (img, head_zero, copy, head, host, span_first) == -1 ||
-         fill_part (img, tail_zero, copy + head, tail,
+         fill_part (img, tail_zero, tail_copy, tail,
                     host + head + r->length, r->offset + r->length) == -1))
     goto failed;
   if (data_write (img, buf, r->length, host + head, r->offset) == -1)
