@@ -20,6 +20,7 @@ struct io_fd {
   struct io io;
   int fd;
   char *name;
+  char *path;                   /* for fd_make_writable; may be NULL */
   bool no_zero_range;           /* FALLOC_FL_ZERO_RANGE refused once */
 };
 
@@ -213,41 +214,89 @@ fd_close (struct io *io)
 
   close (f->fd);
   free (f->name);
+  free (f->path);
   free (f);
 }
 
-static const struct io_ops fd_ops;
+static int
+fd_identify (struct io *io, uint64_t *dev, uint64_t *ino)
+{
+  struct io_fd *f = (struct io_fd *) io;
+  struct stat st;
 
-/* dup3 swaps the file behind the descriptor in one step, so reads in
- * flight on other threads never meet a closed descriptor.
+  if (fstat (f->fd, &st) == -1)
+    return fd_fail (f, "fstat");
+  *dev = st.st_dev;
+  *ino = st.st_ino;
+  return 0;
+}
+
+/* Is st the file f has open? */
+static int
+same_file (struct io_fd *f, const struct stat *st)
+{
+  uint64_t dev, ino;
+
+  if (fd_identify (&f->io, &dev, &ino) == -1)
+    return -1;
+  if (dev == (uint64_t) st->st_dev && ino == (uint64_t) st->st_ino)
+    return 0;
+  diag_error ("%s: the file was replaced by another since it was opened",
+              f->name);
+  errno = ESTALE;
+  return -1;
+}
+
+static bool
+refuses_writing (int e)
+{
+  return e == EACCES || e == EROFS || e == EPERM;
+}
+
+/* Open f->path again for writing: the same file (checked before the
+ * open, so nothing else is ever opened, and after it, against a swap
+ * in between), without blocking or taking a terminal.  dup3 then swaps
+ * the file behind the descriptor in one step, so reads in flight on
+ * other threads never meet a closed descriptor.
  */
 static int
-fd_take_over (struct io *io, struct io *with)
+fd_make_writable (struct io *io)
 {
-  struct io_fd *f = (struct io_fd *) io, *w = (struct io_fd *) with;
-  struct stat a, b;
-  int r = -1;
+  struct io_fd *f = (struct io_fd *) io;
+  struct stat st;
+  int fd, flags, r = -1;
 
-  if (with->ops != &fd_ops) {
-    diag_error ("%s: cannot take over a file of another kind", f->name);
-    errno = ENOTSUP;
+  if (f->path == NULL) {
+    errno = EROFS;
+    return -1;
   }
-  else if (fstat (f->fd, &a) == -1 || fstat (w->fd, &b) == -1)
+  if (stat (f->path, &st) == -1)
+    return fd_fail (f, "stat %s", f->path);
+  if (same_file (f, &st) == -1)
+    return -1;
+  fd = open (f->path, O_RDWR | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd == -1 && refuses_writing (errno)) {
+    errno = EROFS;
+    return -1;
+  }
+  if (fd == -1)
+    return fd_fail (f, "open %s for writing", f->path);
+  if (fstat (fd, &st) == -1)
     fd_fail (f, "fstat");
-  else if (a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
-    diag_error ("%s: the file was replaced by another since it was opened",
-                f->name);
-    errno = ESTALE;
-  }
-  else if (dup3 (w->fd, f->fd, O_CLOEXEC) == -1)
+  else if (same_file (f, &st) == -1)
+    ;
+  else if ((flags = fcntl (fd, F_GETFL)) == -1 ||
+           fcntl (fd, F_SETFL, flags & ~O_NONBLOCK) == -1)
+    fd_fail (f, "fcntl");
+  else if (dup3 (fd, f->fd, O_CLOEXEC) == -1)
     fd_fail (f, "dup3");
   else {
-    io->readonly = with->readonly;
+    io->readonly = false;
     r = 0;
   }
   {
     int e = errno;
-    io_close (with);
+    close (fd);
     errno = e;
   }
   return r;
@@ -264,16 +313,20 @@ static const struct io_ops fd_ops = {
   .extent = fd_extent,
   .allocated = fd_allocated,
   .close = fd_close,
-  .take_over = fd_take_over,
+  .make_writable = fd_make_writable,
+  .identify = fd_identify,
 };
 
 struct io *
-io_fd_wrap (int fd, const char *name, bool readonly)
+io_fd_wrap_path (int fd, const char *name, const char *path, bool readonly)
 {
   struct io_fd *f = calloc (1, sizeof *f);
 
-  if (f == NULL || (f->name = strdup (name)) == NULL) {
+  if (f == NULL || (f->name = strdup (name)) == NULL ||
+      (path && (f->path = strdup (path)) == NULL)) {
     diag_error ("calloc: %m");
+    if (f)
+      free (f->name);
     free (f);
     errno = ENOMEM;
     return NULL;
@@ -283,6 +336,12 @@ io_fd_wrap (int fd, const char *name, bool readonly)
   f->io.name = f->name;
   f->io.readonly = readonly;
   return &f->io;
+}
+
+struct io *
+io_fd_wrap (int fd, const char *name, bool readonly)
+{
+  return io_fd_wrap_path (fd, name, NULL, readonly);
 }
 
 struct io *
@@ -304,15 +363,25 @@ io_open_file (const char *filename, int flags)
 }
 
 int
-io_take_over (struct io *io, struct io *with)
+io_make_writable (struct io *io)
 {
-  if (io->ops->take_over == NULL) {
-    diag_error ("%s: cannot be opened again", io->name);
-    io_close (with);
+  if (!io->readonly)
+    return 0;
+  if (io->ops->make_writable == NULL) {
+    errno = EROFS;
+    return -1;
+  }
+  return io->ops->make_writable (io);
+}
+
+int
+io_identify (struct io *io, uint64_t *dev, uint64_t *ino)
+{
+  if (io->ops->identify == NULL) {
     errno = ENOTSUP;
     return -1;
   }
-  return io->ops->take_over (io, with);
+  return io->ops->identify (io, dev, ino);
 }
 
 int

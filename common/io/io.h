@@ -39,10 +39,14 @@ struct io_ops {
   int (*extent) (struct io *io, uint64_t offset, uint64_t count,
                  bool *hole, uint64_t *length);
   void (*close) (struct io *io);
-  /* Serve from the file open in with from now on (see io_take_over).
-   * Optional.
+  /* Switch a read-only io to writing the same file (see
+   * io_make_writable).  Optional: without it the file stays read-only.
    */
-  int (*take_over) (struct io *io, struct io *with);
+  int (*make_writable) (struct io *io);
+  /* Which file this is, for noticing the same file twice (a loop in
+   * a backing chain).  Optional.
+   */
+  int (*identify) (struct io *io, uint64_t *dev, uint64_t *ino);
 };
 
 struct io {
@@ -112,19 +116,30 @@ extern int io_extent (struct io *io, uint64_t offset, uint64_t count,
 extern int io_pread_zero_padded (struct io *io, void *buf, size_t count,
                                  uint64_t offset);
 
-/* Make io use with, the same file opened again (for writing, say):
- * with is consumed, also on failure.  Calls running on io at the same
- * time see either file, never a closed one.  Fails if with is another
- * file.
+/* Write to the file from now on (a no-op if io is writable already).
+ * Calls running on io at the same time see the file either way, never
+ * a closed one.  Fails with EROFS, unreported, where the file cannot be
+ * written (permissions, a read-only file system or layer below); with
+ * ESTALE, reported, if what io was opened from is now another file.
  */
-extern int io_take_over (struct io *io, struct io *with);
+extern int io_make_writable (struct io *io);
+
+/* Sets *dev and *ino to tell the file apart from others; -1 with errno
+ * ENOTSUP (unreported) where the backend cannot tell.
+ */
+extern int io_identify (struct io *io, uint64_t *dev, uint64_t *ino);
 
 /* Open a file by name (relative names as given).  flags: O_RDONLY or
  * O_RDWR, optionally O_CREAT.
  */
 extern struct io *io_open_file (const char *filename, int flags);
 
-/* Wrap an already open descriptor; the io owns it afterwards. */
+/* Wrap an already open descriptor; the io owns it afterwards.  path,
+ * if not NULL, is where io_make_writable opens the file again: an
+ * absolute path, so that a change of directory does not matter.
+ */
 extern struct io *io_fd_wrap (int fd, const char *name, bool readonly);
+extern struct io *io_fd_wrap_path (int fd, const char *name,
+                                   const char *path, bool readonly);
 
 #endif /* IO_H */

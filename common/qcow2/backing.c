@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "byte-order.h"
 #include "diag.h"
@@ -80,14 +79,16 @@ choose_format (struct qcow2_image *img, struct io *file,
   return 0;
 }
 
-/* Refuse a chain that is too deep or comes back to a file it holds. */
+/* Refuse a chain that is too deep or comes back to a file it holds
+ * (where the opener can tell files apart).
+ */
 static int
 check_chain (struct qcow2_image *img, const struct qcow2_options *opts,
-             const struct chain_link *self, const char *path)
+             const struct chain_link *self, struct io *file)
 {
   unsigned max = opts->max_chain_depth ? opts->max_chain_depth
     : DEFAULT_MAX_CHAIN_DEPTH;
-  struct stat st;
+  uint64_t dev, ino;
 
   if (self->depth + 1 > max) {
     diag_error ("%s: backing chain is too deep (more than %u backing files)",
@@ -95,14 +96,12 @@ check_chain (struct qcow2_image *img, const struct qcow2_options *opts,
     errno = ELOOP;
     return -1;
   }
-  if (stat (path, &st) == -1) {
-    diag_error ("%s: backing file %s: %m", img->filename, path);
-    return -1;
-  }
+  if (io_identify (file, &dev, &ino) == -1)
+    return errno == ENOTSUP ? 0 : -1;
   for (const struct chain_link *l = self; l; l = l->above) {
-    if (l->dev == (uint64_t) st.st_dev && l->ino == (uint64_t) st.st_ino) {
+    if (l->identified && l->dev == dev && l->ino == ino) {
       diag_error ("%s: backing file %s is already part of the backing "
-                  "chain (loop)", img->filename, path);
+                  "chain (loop)", img->filename, file->name);
       errno = ELOOP;
       return -1;
     }
@@ -117,6 +116,7 @@ open_image (struct qcow2_image *img, const struct qcow2_options *opts,
             struct backing *b)
 {
   struct qcow2_options sub = {
+    .opener = opts->opener,
     .readonly = true,
     .l2_cache_size = opts->l2_cache_size,
     .backing = QCOW2_BACKING_AUTO,
@@ -167,13 +167,13 @@ backing_open (struct qcow2_image *img, const struct qcow2_options *opts,
   const char *name = img->hdr.backing_file;
   struct chain_link self = { .above = above };
   char *dir = NULL, *path = NULL;
-  struct stat st;
   enum backing_format fmt;
   struct io *file = NULL;
   struct backing *b;
   int r = -1;
 
-  if (name == NULL || named_file_policy (img, opts, FILE_BACKING) == FILE_SKIP)
+  if (name == NULL ||
+      named_file_policy (img, opts, QCOW2_FILE_BACKING) == FILE_SKIP)
     return 0;
   if (strncmp (name, "json:", 5) == 0) {
     diag_error ("%s: backing file names in json: syntax are not supported",
@@ -183,19 +183,17 @@ backing_open (struct qcow2_image *img, const struct qcow2_options *opts,
   }
 
   self.depth = above ? above->depth + 1 : 0;
-  if (stat (img->filename, &st) == -1) {
-    diag_error ("stat: %s: %m", img->filename);
+  if (io_identify (img->file, &self.dev, &self.ino) == 0)
+    self.identified = true;
+  else if (errno != ENOTSUP)
     return -1;
-  }
-  self.dev = st.st_dev;
-  self.ino = st.st_ino;
 
   dir = image_dir (img);
   if (dir == NULL || (path = resolve_name (dir, name)) == NULL)
     goto out;
-  file = named_file_open (img, FILE_BACKING, path, false, NULL);
+  file = named_file_open (img, opts, QCOW2_FILE_BACKING, path, false);
   if (file == NULL ||
-      check_chain (img, opts, &self, path) == -1 ||
+      check_chain (img, opts, &self, file) == -1 ||
       choose_format (img, file, &fmt) == -1)
     goto out;
 

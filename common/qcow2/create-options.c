@@ -107,50 +107,25 @@ create_check_options (const struct qcow2_create_options *o,
  * relative to the directory of the new image.
  */
 
-/* Open the backing file and find its virtual size: the file size for
- * raw, the header's size field for qcow2.  Other formats are only
- * checked to exist.  Sets *size to INVALID when it cannot be known.
+/* The backing file's virtual size: the file size for raw, the
+ * header's size field for qcow2.  Other formats are only checked to
+ * exist (the caller opened it).  Sets *size to INVALID when it cannot
+ * be known.
  */
 int
-create_probe_backing (const struct qcow2_create_options *o, uint64_t *size)
+create_probe_backing (const struct qcow2_create_options *o, struct io *io,
+                      uint64_t *size)
 {
-  CLEANUP_FREE char *dir = named_file_dir (o->filename);
-  CLEANUP_FREE char *path = dir ? resolve_name (dir, o->backing_file) : NULL;
-  struct io *io;
   unsigned char hdr[HDR_SIZE + 8];
-  const char *type;
   int64_t len;
-  int fd, r = -1;
 
   *size = INVALID;
-  if (path == NULL)
-    return -1;
-  fd = named_file_open_fd (path, O_RDONLY, &type);
-  if (fd == -1) {
-    int e = errno;
-
-    if (type)
-      diag_error ("create: backing file '%s' is %s; only a regular file or "
-                  "a block device can be one", o->backing_file, type);
-    else
-      diag_error ("create: could not open backing file '%s': %m",
-                  o->backing_file);
-    errno = e;
-    return -1;
-  }
-  io = io_fd_wrap (fd, path, true);
-  if (io == NULL) {
-    close (fd);
-    return -1;
-  }
   len = io_size (io);
   if (len == -1)
-    goto out;
+    return -1;
 
-  if (strcmp (o->backing_format, "raw") == 0) {
+  if (strcmp (o->backing_format, "raw") == 0)
     *size = len;
-    r = 0;
-  }
   else if (strcmp (o->backing_format, "qcow2") == 0) {
     if (len < (int64_t) sizeof hdr ||
         io_pread (io, hdr, sizeof hdr, 0) == -1 ||
@@ -158,15 +133,9 @@ create_probe_backing (const struct qcow2_create_options *o, uint64_t *size)
       diag_error ("create: backing file '%s' is not in qcow2 format",
                   o->backing_file);
       errno = EINVAL;
-      goto out;
+      return -1;
     }
     *size = load_be64 (hdr + HDR_SIZE);
-    r = 0;
   }
-  else
-    r = 0;
-
- out:
-  io_close (io);
-  return r;
+  return 0;
 }

@@ -1,6 +1,5 @@
 /* Creating an image, step 6: writing the model out (see create.h),
- * and the files next to the image: the external data file and the
- * directory entries.
+ * and the external data file.
  */
 #include <config.h>
 
@@ -128,79 +127,23 @@ create_write_image (struct io *io, const struct qcow2_create_options *o,
   return io_flush (io);
 }
 
-/* Make the new directory entries durable too. */
-int
-create_sync_directory (const char *filename)
-{
-  CLEANUP_FREE char *dir = named_file_dir (filename);
-  int fd, r;
-
-  if (dir == NULL)
-    return -1;
-  fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd == -1)
-    return 0;                   /* nothing we can do; not fatal */
-  r = fsync (fd);
-  close (fd);
-  if (r == -1 && errno != EINVAL) {
-    diag_error ("create: fsync of the directory of %s: %m", filename);
-    return -1;
-  }
-  return 0;
-}
-
 /* preallocation=falloc|full: the file system allocates the range (the
  * bytes stay zero, so this is all "full" needs to add too).
  */
 int
-create_allocate_range (int fd, const char *name, uint64_t offset,
-                       uint64_t length)
+create_allocate_range (struct io *io, uint64_t offset, uint64_t length)
 {
-  int r;
-
-  if (length == 0)
-    return 0;
-  r = posix_fallocate (fd, offset, length);
-  if (r != 0) {
-    errno = r;
-    diag_error ("create: %s: could not preallocate: %m", name);
-    errno = r;
-    return -1;
-  }
-  return 0;
+  return length == 0 ? 0 : io_zero (io, offset, length);
 }
 
-/* The external data file: empty, as long as the disk (or its last
- * preallocated cluster).  Refuses to touch an existing file: QEMU would
- * truncate it, throwing its contents away.
+/* The external data file: as long as the disk (or its last
+ * preallocated cluster).
  */
 int
-create_data_file (const struct qcow2_create_options *o, uint64_t length,
-                  bool allocate)
+create_data_file (struct io *io, uint64_t length, bool allocate)
 {
-  int fd = open (o->data_file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  struct io *io;
-  int r;
-
-  if (fd == -1) {
-    int e = errno;
-
-    if (e == EEXIST)
-      diag_error ("create: data file %s already exists; it is not "
-                  "overwritten (remove it first)", o->data_file);
-    else
-      diag_error ("create: could not create data file %s: %m", o->data_file);
-    errno = e;
+  if (io_truncate (io, length) == -1 ||
+      (allocate && create_allocate_range (io, 0, length) == -1))
     return -1;
-  }
-  io = io_fd_wrap (fd, o->data_file, false);
-  if (io == NULL) {
-    close (fd);
-    return -1;
-  }
-  r = io_truncate (io, length) == -1 ||
-    (allocate && create_allocate_range (fd, o->data_file, 0, length) == -1) ||
-    io_flush (io) == -1 ? -1 : 0;
-  io_close (io);
-  return r;
+  return io_flush (io);
 }

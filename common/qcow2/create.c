@@ -3,12 +3,9 @@
  */
 #include <config.h>
 
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <unistd.h>
 
 #include "create.h"
 #include "diag.h"
@@ -17,23 +14,37 @@
 #include "rounding.h"
 
 int
-qcow2_create (const struct qcow2_create_options *opts)
+qcow2_create_check (const struct qcow2_create_options *opts)
+{
+  struct qcow2_create_options o = *opts;
+
+  if (o.version == 0)
+    o.version = 3;
+  return create_check_options (&o,
+                               o.cluster_size ? o.cluster_size
+                               : DEFAULT_CLUSTER_SIZE,
+                               o.refcount_bits ? o.refcount_bits
+                               : DEFAULT_REFCOUNT_BITS);
+}
+
+int
+qcow2_create_on (const struct qcow2_create_options *opts,
+                 const struct qcow2_create_files *f)
 {
   struct qcow2_create_options o = *opts;
   uint32_t cluster_size = o.cluster_size ? o.cluster_size : DEFAULT_CLUSTER_SIZE;
   unsigned refcount_bits = o.refcount_bits ? o.refcount_bits : DEFAULT_REFCOUNT_BITS;
   uint64_t size = o.size, backing_size;
   struct layout l;
-  struct io *io = NULL;
-  bool data_created = false, allocate;
-  int fd, r = -1, e;
+  bool allocate;
+  int r = -1;
 
   if (o.version == 0)
     o.version = 3;
   if (create_check_options (&o, cluster_size, refcount_bits) == -1)
     return -1;
   if (o.backing_file) {
-    if (create_probe_backing (&o, &backing_size) == -1)
+    if (create_probe_backing (&o, f->backing, &backing_size) == -1)
       return -1;
     if (o.size_from_backing) {
       if (backing_size == INVALID)
@@ -72,44 +83,15 @@ qcow2_create (const struct qcow2_create_options *opts)
   if (o.encrypt == QCOW2_ENCRYPT_LUKS && layout_alloc_luks_area (&l, &o) == -1)
     goto out;
 
-  fd = open (o.filename, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd == -1) {
-    diag_error ("create: %s: %m", o.filename);
-    goto out;
-  }
-  io = io_fd_wrap (fd, o.filename, false);
-  if (io == NULL) {
-    close (fd);
-    unlink (o.filename);
-    goto out;
-  }
-  if (create_allocate_range (fd, o.filename, l.falloc_start,
-                             l.falloc_length) == -1)
-    goto out;
-  if (o.data_file) {
-    if (create_data_file (&o, l.data_end, allocate) == -1)
-      goto out;
-    data_created = true;
-  }
-  if (create_write_image (io, &o, &l, size, refcount_bits) == -1 ||
-      create_sync_directory (o.filename) == -1 ||
-      (o.data_file && create_sync_directory (o.data_file) == -1))
+  if (create_allocate_range (f->image, l.falloc_start, l.falloc_length) == -1 ||
+      (o.data_file && create_data_file (f->data, l.data_end, allocate) == -1) ||
+      create_write_image (f->image, &o, &l, size, refcount_bits) == -1)
     goto out;
   diag_debug ("created %s: %" PRIu64 " bytes, %" PRIu64 " bytes of metadata",
               o.filename, size, l.file_end);
   r = 0;
 
  out:
-  e = errno;
-  if (io) {
-    io_close (io);
-    if (r == -1)
-      unlink (o.filename);
-  }
-  if (r == -1 && data_created)
-    unlink (o.data_file);
   layout_free (&l);
-  errno = e;
   return r;
 }
-

@@ -23,7 +23,8 @@
  *   create-luks.c      the LUKS header's clusters, and the header
  *   create-header.c    cluster 0: header, extensions, backing name
  *   create-write.c     writing the model out
- *   create.c           qcow2_create: the steps in QEMU's order
+ *   create.c           qcow2_create_on: the steps in QEMU's order
+ *   local-create.c     qcow2_create: the files, by path (libqcow2-local)
  *
  * Format references are to docs/interop/qcow2.txt in QEMU's sources.
  */
@@ -117,7 +118,7 @@ extern int create_check_options (const struct qcow2_create_options *o,
                                  unsigned refcount_bits);
 /* The backing file's virtual size, or INVALID if its format hides it. */
 extern int create_probe_backing (const struct qcow2_create_options *o,
-                                 uint64_t *size);
+                                 struct io *io, uint64_t *size);
 
 /* create-layout.c */
 extern int create_no_memory (void);
@@ -156,10 +157,8 @@ extern int create_write_image (struct io *io,
                                const struct qcow2_create_options *o,
                                const struct layout *l, uint64_t size,
                                unsigned refcount_bits);
-extern int create_sync_directory (const char *filename);
-extern int create_allocate_range (int fd, const char *name, uint64_t offset,
+extern int create_allocate_range (struct io *io, uint64_t offset,
                                   uint64_t length);
-extern int create_data_file (const struct qcow2_create_options *o,
-                             uint64_t length, bool allocate);
+extern int create_data_file (struct io *io, uint64_t length, bool allocate);
 
 #endif /* QCOW2_CREATE_H */

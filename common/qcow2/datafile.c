@@ -13,11 +13,9 @@
 #include <config.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cleanup.h"
 #include "diag.h"
@@ -25,26 +23,27 @@
 #include "io.h"
 
 /* Found from QEMU's working directory first, then the image's. */
-static int
-open_data_file (struct qcow2_image *img, const char *name)
+static struct io *
+find_data_file (struct qcow2_image *img, const struct qcow2_options *opts,
+                const char *name)
 {
   CLEANUP_FREE char *dir = NULL;
   CLEANUP_FREE char *path = NULL;
-  const char *found = name;
+  struct io *io;
 
-  if (name[0] != '/' && access (name, F_OK) == -1 && errno == ENOENT) {
-    dir = image_dir (img);
-    if (dir == NULL || (path = resolve_name (dir, name)) == NULL)
-      return -1;
-    if (access (path, F_OK) == 0)
-      found = path;
-  }
-  img->data = named_file_open (img, FILE_DATA, found, false, &img->data_path);
-  if (img->data == NULL) {
-    img->data = img->file;
-    return -1;
-  }
-  return 0;
+  if (name[0] == '/')
+    return named_file_open (img, opts, QCOW2_FILE_DATA, name, false);
+  io = named_file_open (img, opts, QCOW2_FILE_DATA, name, true);
+  if (io || errno != ENOENT)
+    return io;
+  dir = image_dir (img);
+  if (dir == NULL || (path = resolve_name (dir, name)) == NULL)
+    return NULL;
+  io = named_file_open (img, opts, QCOW2_FILE_DATA, path, true);
+  if (io || errno != ENOENT)
+    return io;
+  /* In neither: the error names it as given. */
+  return named_file_open (img, opts, QCOW2_FILE_DATA, name, false);
 }
 
 int
@@ -74,10 +73,13 @@ data_file_open (struct qcow2_image *img, const struct qcow2_options *opts)
     errno = EINVAL;
     return -1;
   }
-  if (named_file_policy (img, opts, FILE_DATA) != FILE_OPEN)
+  if (named_file_policy (img, opts, QCOW2_FILE_DATA) != FILE_OPEN)
     return -1;
-  if (open_data_file (img, name) == -1)
+  img->data = find_data_file (img, opts, name);
+  if (img->data == NULL) {
+    img->data = img->file;
     return -1;
+  }
   size = io_size (img->data);
   if (size == -1)
     return -1;

@@ -119,7 +119,7 @@ image_open (const struct qcow2_options *opts, const struct chain_link *above,
    * ever opened for writing.
    */
   img->file = file ? file
-    : named_file_open (img, FILE_IMAGE, opts->filename, false, &img->file_path);
+    : named_file_open (img, opts, QCOW2_FILE_IMAGE, opts->filename, false);
   if (img->file == NULL)
     goto fail;
   img->data = img->file;
@@ -195,8 +195,6 @@ qcow2_close (struct qcow2_image *img)
   free (img->l1);
   free (img->snapshot_l1s);
   free (img->filename);
-  free (img->file_path);
-  free (img->data_path);
   free (img);
   return r;
 }
@@ -204,13 +202,8 @@ qcow2_close (struct qcow2_image *img)
 int
 image_open_for_writing (struct qcow2_image *img)
 {
-  if (img->file_path == NULL)           /* a backing file */
-    errno = EROFS;
-  else if (named_file_reopen_writable (img, FILE_IMAGE, img->file_path,
-                                       img->file) == 0 &&
-           (img->data == img->file ||
-            named_file_reopen_writable (img, FILE_DATA, img->data_path,
-                                        img->data) == 0))
+  if (io_make_writable (img->file) == 0 &&
+      (img->data == img->file || io_make_writable (img->data) == 0))
     return 0;
   if (errno == EROFS) {
     diag_debug ("%s: the image or its data file cannot be opened for "

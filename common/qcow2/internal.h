@@ -69,6 +69,7 @@ struct backing {
  */
 struct chain_link {
   const struct chain_link *above;
+  bool identified;              /* dev and ino are known (io_identify) */
   uint64_t dev, ino;
   unsigned depth;               /* 0 for the top image */
 };
@@ -78,7 +79,6 @@ struct qcow2_image {
   struct io *data;              /* guest data: == file unless external */
   struct qcow2_header hdr;
   char *filename;
-  char *file_path, *data_path;  /* absolute, for opening them for writing */
   bool qcow1;                   /* the predecessor format (qcow1.c) */
 
   /* Derived geometry. */
@@ -202,9 +202,8 @@ extern char *resolve_name (const char *dir, const char *name);
 extern char *image_dir (const struct qcow2_image *img);
 
 /* named-file.c: the image and the files it names, as the operator's
- * options allow.
+ * options allow, through opts->opener.
  */
-enum file_role { FILE_IMAGE, FILE_BACKING, FILE_DATA };
 enum file_policy {
   FILE_OPEN,                    /* open it */
   FILE_SKIP,                    /* do without it (backing=none) */
@@ -216,26 +215,12 @@ enum file_policy {
 extern char *named_file_dir (const char *path);
 extern enum file_policy named_file_policy (const struct qcow2_image *img,
                                            const struct qcow2_options *opts,
-                                           enum file_role role);
-/* Open a regular file or block device for img, never blocking; with
- * writable, read-only if it cannot be written.  abs_path (optional)
- * gets the absolute path, for named_file_reopen_writable.
- */
+                                           enum qcow2_file_role role);
+/* Open name (read-only) for img; probe: see qcow2_file_request. */
 extern struct io *named_file_open (const struct qcow2_image *img,
-                                   enum file_role role, const char *path,
-                                   bool writable, char **abs_path);
-/* The same without the policy and messages: a descriptor, or -1 with
- * errno set and, for a file of the wrong type, *type saying what it is
- * ("a FIFO").  access: O_RDONLY or O_RDWR.
- */
-extern int named_file_open_fd (const char *path, int access,
-                               const char **type);
-/* Open io's file again for writing and switch io to it; EROFS (not
- * reported) when the file refuses writing.
- */
-extern int named_file_reopen_writable (const struct qcow2_image *img,
-                                       enum file_role role,
-                                       const char *abs_path, struct io *io);
+                                   const struct qcow2_options *opts,
+                                   enum qcow2_file_role role,
+                                   const char *name, bool probe);
 
 /* datafile.c: the external data file ("data_file" extension). */
 extern int data_file_open (struct qcow2_image *img,

@@ -19,12 +19,48 @@
 struct qcow2_image;
 struct io;
 
+/* Where the engine's files come from: it opens none itself, but asks
+ * the caller's opener for the image and for each file the image names
+ * (its backing file and its external data file; qcow2 can name no
+ * other).  The engine decides whether a file may be opened at all
+ * (backing=none) and resolves the names recorded in an image; the
+ * opener says what a name means (a local path, a layer of nbdkit) and
+ * what may stand behind one (only a regular file or a block device,
+ * say).  Files are opened read-only: qcow2_prepare_write calls
+ * io_make_writable on the image and its data file.
+ */
+enum qcow2_file_role {
+  QCOW2_FILE_IMAGE,             /* opts->filename */
+  QCOW2_FILE_BACKING,
+  QCOW2_FILE_DATA,
+};
+
+struct qcow2_file_request {
+  enum qcow2_file_role role;
+  const char *name;             /* as given, or resolved by the engine */
+  const char *named_by;         /* the image naming it; NULL for the image */
+  bool probe;                   /* a name that may not exist: fail with
+                                   ENOENT silently where it does not */
+};
+
+struct qcow2_opener {
+  /* Returns a read-only io, or NULL with errno set after reporting the
+   * cause (naming req->named_by where there is one).
+   */
+  struct io *(*open) (void *opaque, const struct qcow2_file_request *req);
+  void *opaque;
+};
+
+/* Files on the local file system, under the rules above (libqcow2-local). */
+extern const struct qcow2_opener qcow2_local_files;
+
 enum qcow2_backing_mode {
   QCOW2_BACKING_AUTO,           /* follow the chain recorded in the image */
   QCOW2_BACKING_NONE,           /* serve the top image alone */
 };
 
 struct qcow2_options {
+  const struct qcow2_opener *opener;    /* required */
   const char *filename;
   bool readonly;                /* never write, even if a client asks */
   uint64_t l2_cache_size;       /* bytes; 0 = default (32 MiB) */
@@ -113,8 +149,7 @@ extern int qcow2_extents (struct qcow2_image *img, uint64_t count,
                           qcow2_extent_fn fn, void *opaque);
 
 /* Making a new image (create*.c): the file `qemu-img create -f qcow2`
- * makes for the same options, byte for byte.  The image file must not
- * exist; nothing is left behind on failure.
+ * makes for the same options, byte for byte.
  */
 enum qcow2_preallocation {
   QCOW2_PREALLOC_OFF,
@@ -153,6 +188,26 @@ struct qcow2_create_options {
   uint32_t encrypt_iter_time;
 };
 
+/* The options alone, as qcow2_create_on checks them first. */
+extern int qcow2_create_check (const struct qcow2_create_options *opts);
+
+/* The files of a new image, opened by the caller. */
+struct qcow2_create_files {
+  struct io *image;             /* empty, writable */
+  struct io *data;              /* with opts->data_file: empty, writable */
+  struct io *backing;           /* with opts->backing_file: for its size */
+};
+
+/* Write a new image into f->image (opts->filename and the other names
+ * are only recorded, never opened), and size f->data.
+ */
+extern int qcow2_create_on (const struct qcow2_create_options *opts,
+                            const struct qcow2_create_files *f);
+
+/* The same for local paths (libqcow2-local): creates opts->filename
+ * and the data file, which must not exist, opens the backing file from
+ * the new image's directory, and leaves nothing behind on failure.
+ */
 extern int qcow2_create (const struct qcow2_create_options *opts);
 
 #endif /* QCOW2_H */

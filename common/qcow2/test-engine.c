@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "io.h"
 #include "refcount-format.h"
 #include "qcow2.h"
 #include "seeded-random.h"
@@ -114,7 +115,7 @@ run_config (const char *dir, uint32_t cluster_size, unsigned version,
     .refcount_bits = refcount_bits, .extended_l2 = extended_l2,
     .lazy_refcounts = lazy,
   };
-  struct qcow2_options o = { .filename = path };
+  struct qcow2_options o = { .opener = &qcow2_local_files, .filename = path };
   struct qcow2_image *img;
   unsigned char *shadow = calloc (1, SIZE);
 
@@ -145,6 +146,175 @@ run_config (const char *dir, uint32_t cluster_size, unsigned version,
           extended_l2 ? ", extended L2" : "", lazy ? ", lazy" : "");
 }
 
+/* The seam (qcow2.h, "Where the engine's files come from"): images in
+ * memory, made and opened through an opener that records what the
+ * engine asks for.  Nothing here is a file.
+ */
+struct mem_file {
+  const char *name;
+  unsigned char *bytes;
+  uint64_t size;
+};
+
+struct mem_io {
+  struct io io;
+  struct mem_file *f;
+};
+
+static int
+mem_pread (struct io *io, void *buf, size_t count, uint64_t offset)
+{
+  struct mem_file *f = ((struct mem_io *) io)->f;
+
+  if (offset > f->size || count > f->size - offset) {
+    errno = EIO;
+    return -1;
+  }
+  memcpy (buf, f->bytes + offset, count);
+  return 0;
+}
+
+static int
+mem_truncate (struct io *io, uint64_t size)
+{
+  struct mem_file *f = ((struct mem_io *) io)->f;
+
+  f->bytes = realloc (f->bytes, size ? size : 1);
+  assert (f->bytes);
+  if (size > f->size)
+    memset (f->bytes + f->size, 0, size - f->size);
+  f->size = size;
+  return 0;
+}
+
+static int
+mem_pwrite (struct io *io, const void *buf, size_t count, uint64_t offset)
+{
+  struct mem_file *f = ((struct mem_io *) io)->f;
+
+  if (offset + count > f->size)
+    mem_truncate (io, offset + count);
+  memcpy (f->bytes + offset, buf, count);
+  return 0;
+}
+
+static int
+mem_flush (struct io *io)
+{
+  return 0;
+}
+
+static int64_t
+mem_size (struct io *io)
+{
+  return ((struct mem_io *) io)->f->size;
+}
+
+static void
+mem_close (struct io *io)
+{
+  free (io);
+}
+
+static const struct io_ops mem_ops = {
+  .pread = mem_pread, .pwrite = mem_pwrite, .flush = mem_flush,
+  .size = mem_size, .truncate = mem_truncate, .close = mem_close,
+};
+
+static struct io *
+mem_view (struct mem_file *f)
+{
+  struct mem_io *m = calloc (1, sizeof *m);
+
+  assert (m);
+  m->io.ops = &mem_ops;
+  m->io.name = f->name;
+  m->f = f;
+  return &m->io;
+}
+
+struct mem_opener {
+  struct mem_file *files;
+  size_t nr_files;
+  char log[256];                /* "role:name<named_by>;" per request */
+};
+
+static struct io *
+mem_open (void *opaque, const struct qcow2_file_request *req)
+{
+  struct mem_opener *o = opaque;
+  size_t len = strlen (o->log);
+
+  snprintf (o->log + len, sizeof o->log - len, "%d:%s<%s>;", req->role,
+            req->name, req->named_by ? req->named_by : "");
+  for (size_t i = 0; i < o->nr_files; i++)
+    if (strcmp (o->files[i].name, req->name) == 0)
+      return mem_view (&o->files[i]);
+  errno = ENOENT;
+  return NULL;
+}
+
+static void
+test_opener (void)
+{
+  struct mem_file files[] = { { .name = "base" }, { .name = "./base" },
+                              { .name = "top" } };
+  struct mem_opener mo = { .files = files, .nr_files = 3 };
+  struct qcow2_opener opener = { .open = mem_open, .opaque = &mo };
+  struct qcow2_create_options c = { .filename = "base", .size = 1 << 20 };
+  struct qcow2_create_files cf = { .image = mem_view (&files[0]) };
+  struct qcow2_options o = { .opener = &opener, .filename = "base" };
+  struct qcow2_image *img;
+  unsigned char buf[4096], want[4096];
+
+  /* A base image with data, in memory. */
+  assert (qcow2_create_on (&c, &cf) == 0);
+  io_close (cf.image);
+  assert (qcow2_open (&o, &img) == 0);
+  assert (qcow2_prepare_write (img) == 0);
+  memset (want, 0xa5, sizeof want);
+  assert (qcow2_pwrite (img, want, sizeof want, 65536, 0) == 0);
+  assert (qcow2_close (img) == 0);
+  assert (strcmp (mo.log, "0:base<>;") == 0);
+
+  /* An overlay naming it: the engine asks for the name resolved from
+   * the overlay's directory, on the overlay's behalf.
+   */
+  files[1].bytes = files[0].bytes;
+  files[1].size = files[0].size;
+  c = (struct qcow2_create_options) {
+    .filename = "top", .size_from_backing = true,
+    .backing_file = "base", .backing_format = "qcow2",
+  };
+  cf.image = mem_view (&files[2]);
+  cf.backing = mem_view (&files[1]);
+  assert (qcow2_create_on (&c, &cf) == 0);
+  io_close (cf.image);
+  io_close (cf.backing);
+  mo.log[0] = '\0';
+  o.filename = "top";
+  o.readonly = true;
+  assert (qcow2_open (&o, &img) == 0);
+  assert (strcmp (mo.log, "0:top<>;1:./base<top>;") == 0);
+  assert (qcow2_size (img) == 1 << 20);
+  assert (qcow2_pread (img, buf, sizeof buf, 65536) == 0);
+  assert (memcmp (buf, want, sizeof buf) == 0);
+  assert (qcow2_close (img) == 0);
+
+  /* backing=none asks for nothing but the image. */
+  mo.log[0] = '\0';
+  o.backing = QCOW2_BACKING_NONE;
+  assert (qcow2_open (&o, &img) == 0);
+  assert (strcmp (mo.log, "0:top<>;") == 0);
+  assert (qcow2_pread (img, buf, sizeof buf, 65536) == 0);
+  assert (buf[0] == 0 && memcmp (buf, buf + 1, sizeof buf - 1) == 0);
+  assert (qcow2_close (img) == 0);
+
+  free (files[0].bytes);
+  free (files[2].bytes);
+  printf ("ok: images in memory, through an opener\n");
+}
+
 int
 main (void)
 {
@@ -152,6 +322,7 @@ main (void)
 
   rng = 0x2545f4914f6cdd1dULL;
   test_refcount_packing ();
+  test_opener ();
   assert (mkdtemp (dir));
   run_config (dir, 65536, 3, 16, false, false);
   run_config (dir, 512, 3, 1, false, false);

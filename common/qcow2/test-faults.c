@@ -493,7 +493,7 @@ run_point (const struct config *cf, const struct op *ops, struct faults *f,
 {
   /* A small L2 cache: tables are evicted and read again. */
   struct qcow2_options o = {
-    .filename = image, .passphrase = PASSPHRASE,
+    .opener = &qcow2_local_files, .filename = image, .passphrase = PASSPHRASE,
     .l2_cache_size = 4 * (cf->c.cluster_size ? cf->c.cluster_size : 65536),
   };
   struct qcow2_image *img;
@@ -582,7 +582,9 @@ run_point (const struct config *cf, const struct op *ops, struct faults *f,
 static void
 prefill (const struct config *cf)
 {
-  struct qcow2_options o = { .filename = pristine, .passphrase = PASSPHRASE };
+  struct qcow2_options o = {
+    .opener = &qcow2_local_files, .filename = pristine, .passphrase = PASSPHRASE,
+  };
   struct qcow2_image *img;
   unsigned char *buf = malloc (prefill_len (cf));
 

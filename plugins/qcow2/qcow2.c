@@ -29,7 +29,10 @@ static char *filename;
 static char *data_file;
 static const char *data_file_arg;      /* data-file= as given */
 static char *passphrase;        /* key memory; wiped once the image is open */
-static struct qcow2_options opts = { .backing = QCOW2_BACKING_AUTO };
+static struct qcow2_options opts = {
+  .opener = &qcow2_local_files,
+  .backing = QCOW2_BACKING_AUTO,
+};
 static struct qcow2_image *img;
 
 /* Set by the compress filter (filters/compress): store every write as

@@ -301,6 +301,7 @@ init_options (struct qcow2_options *o, const char *path, bool readonly,
               uint64_t l2_cache_size)
 {
   memset (o, 0, sizeof *o);
+  o->opener = &qcow2_local_files;
   o->filename = path;
   o->readonly = readonly;
   o->l2_cache_size = l2_cache_size;
