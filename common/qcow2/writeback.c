@@ -16,6 +16,7 @@
 #include <stdlib.h>
 
 #include "byte-order.h"
+#include "cleanup.h"
 #include "diag.h"
 #include "internal.h"
 #include "io.h"
@@ -227,12 +228,8 @@ prepare_locked (struct qcow2_image *img)
 int
 qcow2_prepare_write (struct qcow2_image *img)
 {
-  int r;
-
-  pthread_rwlock_wrlock (&img->meta_lock);
-  r = prepare_locked (img);
-  pthread_rwlock_unlock (&img->meta_lock);
-  return r;
+  SCOPED_WRLOCK (&img->meta_lock);
+  return prepare_locked (img);
 }
 
 void
