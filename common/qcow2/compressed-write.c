@@ -1,7 +1,8 @@
 /* Compressed cluster writes (the QCOW2_COMPRESSED request flag).
  *
- * What is stored, cluster by cluster (qcow2-facts "Compressed cluster
- * payloads"; QEMU's rules where the format leaves a choice):
+ * What is stored, cluster by cluster (docs/interop/qcow2.txt, "Cluster
+ * mapping": the Compressed Clusters Descriptor, and codec.h for the
+ * payload; QEMU's rules where the format leaves a choice):
  *   - only whole clusters are compressed; a write that covers part of a
  *     cluster is merged with what the guest saw there before, and the
  *     image's last, partial cluster is padded with zeroes;

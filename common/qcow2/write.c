@@ -7,7 +7,9 @@
  * "in flight" other requests touching them wait, so two requests never
  * allocate the same cluster, yet writes to different clusters overlap.
  *
- * The classes of cluster (QEMU's rules, qcow2-facts "Copy-on-write"):
+ * The classes of cluster (QEMU's rules for the COPIED bit of L1 and L2
+ * entries, docs/interop/qcow2.txt "Cluster mapping", and for refcounts
+ * above 1, "Host cluster management"):
  *   DIRECT  a COPIED cluster whose touched (sub)clusters already hold
  *           data: written in place, no metadata change.
  *   REUSE   a COPIED cluster that needs its entry changed (a zero

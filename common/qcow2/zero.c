@@ -4,7 +4,8 @@
  * L2 entries: version 3 has a ZERO flag (per subcluster bits with
  * extended L2) that either keeps the cluster's space or frees it;
  * version 2 can only deallocate, which reads as zeroes only without a
- * backing file ("Cluster mapping", qcow2-facts "Copy-on-write").
+ * backing file (docs/interop/qcow2.txt, "Cluster mapping" and
+ * "Extended L2 Entries").
  * Partial (sub)clusters are written with zeroes, unless they already
  * read as zeroes.
  */
