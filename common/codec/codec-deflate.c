@@ -1,5 +1,5 @@
-/* zlib-type clusters (qcow2 compression_type 0): raw deflate, 4 KiB
- * window.  See qcow2-facts "Compressed cluster payloads".
+/* zlib-type clusters (qcow2 compression_type 0): raw deflate with a
+ * 4 KiB window, as QEMU writes and reads them (codec.h).
  *
  * This file is the policy: which backend decodes and which encodes.
  *

@@ -21,14 +21,27 @@
 #include "codec-internal.h"
 #include "diag.h"
 
+/* Per-thread contexts (codec_thread_context).  zstd's constructors
+ * fail without setting errno.
+ */
+static void *
+enomem_if_null (void *ctx)
+{
+  if (ctx == NULL)
+    errno = ENOMEM;
+  return ctx;
+}
+
 static void *
 create_dctx (void)
 {
-  ZSTD_DCtx *dctx = ZSTD_createDCtx ();
+  return enomem_if_null (ZSTD_createDCtx ());
+}
 
-  if (dctx == NULL)
-    errno = ENOMEM;
-  return dctx;
+static void *
+create_cctx (void)
+{
+  return enomem_if_null (ZSTD_createCCtx ());
 }
 
 static void
@@ -36,6 +49,14 @@ destroy_dctx (void *p)
 {
   ZSTD_freeDCtx (p);
 }
+
+static void
+destroy_cctx (void *p)
+{
+  ZSTD_freeCCtx (p);
+}
+
+/* Decompression. */
 
 /* Returns 0 if the payload fills the cluster as QEMU requires. */
 static int
@@ -95,22 +116,6 @@ zstd_decompress_cluster (const void *in, size_t in_len,
  * stay available through compression-level.
  */
 #define ZSTD_DEFAULT_LEVEL 2
-
-static void *
-create_cctx (void)
-{
-  ZSTD_CCtx *cctx = ZSTD_createCCtx ();
-
-  if (cctx == NULL)
-    errno = ENOMEM;
-  return cctx;
-}
-
-static void
-destroy_cctx (void *p)
-{
-  ZSTD_freeCCtx (p);
-}
 
 ssize_t
 zstd_compress_cluster (int level, const void *in, size_t in_len,

@@ -1,5 +1,12 @@
-/* Cluster compression codecs for qcow2 (zlib-type raw deflate with a
- * 4 KiB window, and zstd).  See qcow2-facts "Compressed cluster payloads".
+/* Cluster compression codecs for qcow2: the header's compression_type
+ * (docs/interop/qcow2.txt, "Additional fields (version 3 and higher)"),
+ * 0 zlib, 1 zstd.  Decoding stops once a whole cluster is produced
+ * ("Cluster mapping": the Compressed Clusters Descriptor).  The spec
+ * names the algorithms only; QEMU 7.2, which we match, stores zlib-type
+ * clusters as raw deflate (no zlib header) with a 4 KiB window, so a
+ * writer must keep back-references within 4096 bytes (a reader must
+ * accept what QEMU's one zlib call does: codec-zlib.c), and zstd-type
+ * clusters as one plain frame (codec-zstd.c).
  *
  * Contexts are kept per thread and reused; nothing is allocated per
  * cluster after a thread's first call.

@@ -7,7 +7,8 @@ Writes OUTDIR/<guest cluster index>.bin for every compressed L2 entry
 (the bytes the descriptor names, zero-padded past end of file, exactly
 what a reader hands to the decompressor) and prints
 "<compression type> <cluster size>".  Written for test-codec-qemu.sh,
-from the qcow2 spec (see qcow2-facts "Compressed descriptor").
+from the qcow2 spec (QEMU's docs/interop/qcow2.txt, "Cluster mapping":
+the Compressed Clusters Descriptor).
 """
 
 import os

@@ -2,15 +2,39 @@
 #include <config.h>
 
 #include <assert.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "byte-order.h"
 #include "checked-overflow.h"
+#include "cleanup.h"
 #include "is-zero.h"
 #include "minmax.h"
 #include "rounding.h"
+
+/* The scoped read-write locks let go at the end of their scope. */
+static void
+test_scoped_rwlocks (void)
+{
+  pthread_rwlock_t lock = PTHREAD_RWLOCK_INITIALIZER;
+
+  {
+    SCOPED_RDLOCK (&lock);
+    assert (pthread_rwlock_trywrlock (&lock) == EBUSY);
+    assert (pthread_rwlock_tryrdlock (&lock) == 0);
+    pthread_rwlock_unlock (&lock);
+  }
+  {
+    SCOPED_WRLOCK (&lock);
+    assert (pthread_rwlock_tryrdlock (&lock) != 0);
+  }
+  assert (pthread_rwlock_trywrlock (&lock) == 0);
+  pthread_rwlock_unlock (&lock);
+  pthread_rwlock_destroy (&lock);
+}
 
 int
 main (void)
@@ -49,6 +73,8 @@ main (void)
   z[99] = 0;
   z[3] = 1;
   assert (!is_zero (z, 10));
+
+  test_scoped_rwlocks ();
 
   printf ("test-helpers: ok\n");
   return 0;

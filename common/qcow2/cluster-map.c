@@ -128,46 +128,27 @@ subcluster_kind (const struct qcow2_image *img, const struct l2_entry *d,
   return MAP_UNALLOCATED;
 }
 
-int
-cluster_map (struct qcow2_image *img, uint64_t offset, uint64_t max_len,
-             struct mapping *m)
+/* The run that starts at offset, from the pinned L2 table t: offset
+ * and max_len stay inside the table.
+ */
+static int
+map_in_table (struct qcow2_image *img, const struct meta_table *t,
+              uint64_t offset, uint64_t max_len, struct mapping *m)
 {
-  const unsigned table_shift = img->l2_bits + img->cluster_bits;
-  const uint64_t l1_index = offset >> table_shift;
   const uint64_t granule = UINT64_C (1) << img->subcluster_bits;
   const unsigned sc_per_cluster = 1u << (img->cluster_bits - img->subcluster_bits);
-  uint64_t table_end = (l1_index + 1) << table_shift;
-  struct meta_table *t;
+  uint64_t index = (offset >> img->cluster_bits) & (l2_entries_per_table (img) - 1);
+  unsigned sc = (offset >> img->subcluster_bits) & (sc_per_cluster - 1);
+  uint64_t pos, expect_host = 0;
   struct l2_entry d;
-  uint64_t index, pos, expect_host = 0;
-  unsigned sc;
-  int64_t l2_offset;
 
-  if (img->qcow1)
-    return qcow1_cluster_map (img, offset, max_len, m);
-
-  max_len = MIN (max_len, table_end - offset);
-  m->length = max_len;
-  m->kind = MAP_UNALLOCATED;
-  if (l1_index >= img->l1_size)
-    return 0;
-  l2_offset = l1_entry_l2_offset (img, l1_index);
-  if (l2_offset <= 0)
-    return l2_offset;           /* -1 error, or 0: no L2 table */
-
-  if (meta_cache_get (img->l2_cache, img->file, l2_offset, &t) == -1)
-    return -1;
-
-  index = (offset >> img->cluster_bits) & (l2_entries_per_table (img) - 1);
-  sc = (offset >> img->subcluster_bits) & (sc_per_cluster - 1);
   if (l2_decode (img, t, index, &d) == -1)
-    goto err;
+    return -1;
   m->kind = subcluster_kind (img, &d, sc);
   if (m->kind == MAP_COMPRESSED) {
     m->descriptor = d.raw;
     m->cluster_offset = ROUND_DOWN (offset, img->cluster_size);
     m->length = MIN (max_len, m->cluster_offset + img->cluster_size - offset);
-    meta_cache_put (img->l2_cache, t);
     return 0;
   }
   if (m->kind == MAP_DATA) {
@@ -188,7 +169,7 @@ cluster_map (struct qcow2_image *img, uint64_t offset, uint64_t max_len,
         continue;
       }
       if (l2_decode (img, t, index, &d) == -1)
-        goto err;
+        return -1;
       if (m->kind == MAP_DATA && d.host != expect_host + img->cluster_size)
         break;
       expect_host = d.host;
@@ -198,10 +179,35 @@ cluster_map (struct qcow2_image *img, uint64_t offset, uint64_t max_len,
     pos += granule;
   }
   m->length = MIN (pos, offset + max_len) - offset;
-  meta_cache_put (img->l2_cache, t);
   return 0;
+}
 
- err:
+int
+cluster_map (struct qcow2_image *img, uint64_t offset, uint64_t max_len,
+             struct mapping *m)
+{
+  const unsigned table_shift = img->l2_bits + img->cluster_bits;
+  const uint64_t l1_index = offset >> table_shift;
+  uint64_t table_end = (l1_index + 1) << table_shift;
+  struct meta_table *t;
+  int64_t l2_offset;
+  int r;
+
+  if (img->qcow1)
+    return qcow1_cluster_map (img, offset, max_len, m);
+
+  max_len = MIN (max_len, table_end - offset);
+  m->length = max_len;
+  m->kind = MAP_UNALLOCATED;
+  if (l1_index >= img->l1_size)
+    return 0;
+  l2_offset = l1_entry_l2_offset (img, l1_index);
+  if (l2_offset <= 0)
+    return l2_offset;           /* -1 error, or 0: no L2 table */
+
+  if (meta_cache_get (img->l2_cache, img->file, l2_offset, &t) == -1)
+    return -1;
+  r = map_in_table (img, t, offset, max_len, m);
   meta_cache_put (img->l2_cache, t);
-  return -1;
+  return r;
 }

@@ -1,7 +1,8 @@
 /* Compressed cluster writes (the QCOW2_COMPRESSED request flag).
  *
- * What is stored, cluster by cluster (qcow2-facts "Compressed cluster
- * payloads"; QEMU's rules where the format leaves a choice):
+ * What is stored, cluster by cluster (docs/interop/qcow2.txt, "Cluster
+ * mapping": the Compressed Clusters Descriptor, and codec.h for the
+ * payload; QEMU's rules where the format leaves a choice):
  *   - only whole clusters are compressed; a write that covers part of a
  *     cluster is merged with what the guest saw there before, and the
  *     image's last, partial cluster is padded with zeroes;
@@ -33,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cleanup.h"
 #include "cluster-cache.h"
 #include "codec.h"
 #include "diag.h"
@@ -136,27 +138,23 @@ batch_alloc (struct qcow2_image *img, struct batch *b, bool merge)
 static int
 batch_begin (struct qcow2_image *img, struct batch *b)
 {
-  int r;
-
-  pthread_rwlock_wrlock (&img->meta_lock);
+  SCOPED_WRLOCK (&img->meta_lock);
   for (;;) {
-    r = write_check_locked (img);
-    if (r == -1 || !inflight_overlaps (img->w, b->first, b->first + b->nr))
+    if (write_check_locked (img) == -1)
+      return -1;
+    if (!inflight_overlaps (img->w, b->first, b->first + b->nr))
       break;
     inflight_wait (img);
   }
-  if (r == 0)
-    inflight_add (img->w, &b->inflight, b->first, b->first + b->nr);
-  pthread_rwlock_unlock (&img->meta_lock);
-  return r;
+  inflight_add (img->w, &b->inflight, b->first, b->first + b->nr);
+  return 0;
 }
 
 static void
 batch_end (struct qcow2_image *img, struct batch *b)
 {
-  pthread_rwlock_wrlock (&img->meta_lock);
+  SCOPED_WRLOCK (&img->meta_lock);
   inflight_remove (img->w, &b->inflight);
-  pthread_rwlock_unlock (&img->meta_lock);
 }
 
 /* The new guest data of the batch's cluster i, as a whole cluster:
@@ -519,6 +517,36 @@ batch_commit (struct qcow2_image *img, struct batch *b)
   return r;
 }
 
+/* Find host space for the batch. */
+static int
+batch_find_space (struct qcow2_image *img, struct batch *b)
+{
+  SCOPED_WRLOCK (&img->meta_lock);
+  if (write_check_locked (img) == -1)
+    return -1;
+  if (batch_place (img, b) == -1)
+    return write_failed_no_room (img);
+  return 0;
+}
+
+/* Once the batch's data is written, point its L2 entries at it; either
+ * way the batch is no longer in flight.
+ */
+static int
+batch_finish (struct qcow2_image *img, struct batch *b)
+{
+  int r;
+
+  SCOPED_WRLOCK (&img->meta_lock);
+  r = write_check_locked (img);
+  if (r == 0 && (r = batch_commit (img, b)) == 0)
+    r = checkpoint_if_needed (img);
+  if (r == -1)
+    write_failed_no_room (img);
+  inflight_remove (img->w, &b->inflight);
+  return r;
+}
+
 /* One batch: the guest clusters touched by [offset, offset + count). */
 static int
 write_batch (struct qcow2_image *img, const unsigned char *buf,
@@ -542,29 +570,16 @@ write_batch (struct qcow2_image *img, const unsigned char *buf,
   if (batch_compress (img, &b) == -1)
     goto end;
 
-  pthread_rwlock_wrlock (&img->meta_lock);
-  r = write_check_locked (img);
-  if (r == 0 && (r = batch_place (img, &b)) == -1)
-    write_failed_no_room (img);
-  pthread_rwlock_unlock (&img->meta_lock);
   /* On failure the space placed so far stays allocated but unused: a
    * leak, never a pointer to garbage.
    */
-  if (r == -1)
+  if (batch_find_space (img, &b) == -1)
     goto end;
-  if ((r = batch_write (img, &b)) == -1) {
+  if (batch_write (img, &b) == -1) {
     data_write_failed (img);
     goto end;
   }
-
-  pthread_rwlock_wrlock (&img->meta_lock);
-  r = write_check_locked (img);
-  if (r == 0 && (r = batch_commit (img, &b)) == 0)
-    r = checkpoint_if_needed (img);
-  if (r == -1)
-    write_failed_no_room (img);
-  inflight_remove (img->w, &b.inflight);
-  pthread_rwlock_unlock (&img->meta_lock);
+  r = batch_finish (img, &b);
   goto out;
 
  end:

@@ -5,6 +5,7 @@
  */
 #include <config.h>
 
+#include "cleanup.h"
 #include "internal.h"
 #include "io.h"
 #include "minmax.h"
@@ -118,9 +119,10 @@ qcow2_extents (struct qcow2_image *img, uint64_t count, uint64_t offset,
   while (count > 0) {
     struct mapping m;
 
-    pthread_rwlock_rdlock (&img->meta_lock);
-    r = cluster_map (img, offset, count, &m);
-    pthread_rwlock_unlock (&img->meta_lock);
+    {
+      SCOPED_RDLOCK (&img->meta_lock);
+      r = cluster_map (img, offset, count, &m);
+    }
     if (r == -1)
       return -1;
 

@@ -74,6 +74,25 @@ struct chain_link {
   unsigned depth;               /* 0 for the top image */
 };
 
+/* The locks of an image, and how they nest (never the other way):
+ *
+ *   meta_lock (below): shared to read L1 and L2 tables, exclusive to
+ *   change any metadata or *w.  Never held across guest data I/O.
+ *   Inside it, or alone, three leaf locks (nothing else is taken while
+ *   one is held):
+ *     - w->inflight_lock (write-state.h): inflight_gen, and the
+ *       inflight_done wake-ups; inflight_wait drops meta_lock to sleep;
+ *     - each meta_cache's lock (meta-cache.c; l2_cache and
+ *       w->refblock_cache): its index, pins and dirty marks; tables
+ *       are loaded from the file outside it;
+ *     - each cluster_cache shard's lock (cluster-cache.c): its entries.
+ *
+ *   crypt->rmw_lock (crypt.c), taken by guest data writes only, so
+ *   never together with meta_lock: exclusive to read-modify-write a
+ *   partial sector, shared for whole sectors.  Inside it, or alone, the
+ *   LUKS cipher's leaf lock over its per-thread handles
+ *   (common/luks/sector-cipher.c).
+ */
 struct qcow2_image {
   struct io *file;              /* the qcow2 file */
   struct io *data;              /* guest data: == file unless external */

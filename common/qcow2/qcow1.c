@@ -194,6 +194,42 @@ decode (struct qcow2_image *img, uint64_t e, uint64_t guest,
   return 0;
 }
 
+/* The run that starts at offset, from the pinned L2 table t: offset
+ * and max_len stay inside the table.  A compressed cluster is a run of
+ * its own; other kinds extend while the kind stays the same and data
+ * stays contiguous in the file.
+ */
+static int
+map_in_table (struct qcow2_image *img, const struct meta_table *t,
+              uint64_t offset, uint64_t max_len, struct mapping *m)
+{
+  const uint64_t cluster_start = ROUND_DOWN (offset, img->cluster_size);
+  uint64_t index = (offset >> img->cluster_bits) & ((UINT64_C (1) << img->l2_bits) - 1);
+  uint64_t pos, host;
+
+  if (decode (img, load_be64 (t->data + index * 8), cluster_start,
+              m, &host) == -1)
+    return -1;
+  m->host_offset = host + (offset - cluster_start);
+
+  pos = cluster_start + img->cluster_size;
+  while (m->kind != MAP_COMPRESSED && pos < offset + max_len) {
+    struct mapping next;
+    uint64_t next_host;
+
+    index++;
+    if (decode (img, load_be64 (t->data + index * 8), pos,
+                &next, &next_host) == -1)
+      return -1;
+    if (next.kind != m->kind ||
+        (m->kind == MAP_DATA && next_host != host + (pos - cluster_start)))
+      break;
+    pos += img->cluster_size;
+  }
+  m->length = MIN (pos, offset + max_len) - offset;
+  return 0;
+}
+
 int
 qcow1_cluster_map (struct qcow2_image *img, uint64_t offset,
                    uint64_t max_len, struct mapping *m)
@@ -201,9 +237,9 @@ qcow1_cluster_map (struct qcow2_image *img, uint64_t offset,
   const unsigned table_shift = img->l2_bits + img->cluster_bits;
   const uint64_t l1_index = offset >> table_shift;
   const uint64_t table_bytes = UINT64_C (8) << img->l2_bits;
-  const uint64_t cluster_start = ROUND_DOWN (offset, img->cluster_size);
-  uint64_t index, pos, host, l2_offset;
+  uint64_t l2_offset;
   struct meta_table *t;
+  int r;
 
   max_len = MIN (max_len, ((l1_index + 1) << table_shift) - offset);
   m->length = max_len;
@@ -219,35 +255,7 @@ qcow1_cluster_map (struct qcow2_image *img, uint64_t offset,
                           l2_offset, l1_index);
   if (meta_cache_get (img->l2_cache, img->file, l2_offset, &t) == -1)
     return -1;
-
-  index = (offset >> img->cluster_bits) & ((UINT64_C (1) << img->l2_bits) - 1);
-  if (decode (img, load_be64 (t->data + index * 8), cluster_start,
-              m, &host) == -1)
-    goto err;
-  m->host_offset = host + (offset - cluster_start);
-
-  /* A compressed cluster is a run of its own; other kinds extend while
-   * the kind stays the same and data stays contiguous in the file.
-   */
-  pos = cluster_start + img->cluster_size;
-  while (m->kind != MAP_COMPRESSED && pos < offset + max_len) {
-    struct mapping next;
-    uint64_t next_host;
-
-    index++;
-    if (decode (img, load_be64 (t->data + index * 8), pos,
-                &next, &next_host) == -1)
-      goto err;
-    if (next.kind != m->kind ||
-        (m->kind == MAP_DATA && next_host != host + (pos - cluster_start)))
-      break;
-    pos += img->cluster_size;
-  }
-  m->length = MIN (pos, offset + max_len) - offset;
+  r = map_in_table (img, t, offset, max_len, m);
   meta_cache_put (img->l2_cache, t);
-  return 0;
-
- err:
-  meta_cache_put (img->l2_cache, t);
-  return -1;
+  return r;
 }

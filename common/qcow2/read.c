@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cleanup.h"
 #include "cluster-cache.h"
 #include "codec.h"
 #include "diag.h"
@@ -126,12 +127,8 @@ static int
 map_locked (struct qcow2_image *img, uint64_t offset, uint64_t count,
             struct mapping *m)
 {
-  int r;
-
-  pthread_rwlock_rdlock (&img->meta_lock);
-  r = cluster_map (img, offset, count, m);
-  pthread_rwlock_unlock (&img->meta_lock);
-  return r;
+  SCOPED_RDLOCK (&img->meta_lock);
+  return cluster_map (img, offset, count, m);
 }
 
 int

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "cleanup.h"
 #include "diag.h"
 #include "internal.h"
 #include "write-state.h"
@@ -51,9 +52,8 @@ data_write_failed (struct qcow2_image *img)
   int e = errno;
 
   if (!no_room (e)) {
-    pthread_rwlock_wrlock (&img->meta_lock);
+    SCOPED_WRLOCK (&img->meta_lock);
     write_failed (img);
-    pthread_rwlock_unlock (&img->meta_lock);
   }
   errno = e;
   return -1;

@@ -33,7 +33,7 @@ struct write_state {
   uint64_t end_cluster;         /* first cluster index past everything */
 
   /* Refcount drops wait until the pointers that used the clusters are
-   * gone on disk (the facts file's ordering rule), so freed clusters
+   * gone on disk (the ordering rules in writeback.c), so freed clusters
    * are not reused before a checkpoint either.
    */
   uint64_t *pending;            /* cluster indices */

@@ -7,7 +7,9 @@
  * "in flight" other requests touching them wait, so two requests never
  * allocate the same cluster, yet writes to different clusters overlap.
  *
- * The classes of cluster (QEMU's rules, qcow2-facts "Copy-on-write"):
+ * The classes of cluster (QEMU's rules for the COPIED bit of L1 and L2
+ * entries, docs/interop/qcow2.txt "Cluster mapping", and for refcounts
+ * above 1, "Host cluster management"):
  *   DIRECT  a COPIED cluster whose touched (sub)clusters already hold
  *           data: written in place, no metadata change.
  *   REUSE   a COPIED cluster that needs its entry changed (a zero
@@ -24,6 +26,7 @@
 #include <string.h>
 
 #include "byte-order.h"
+#include "cleanup.h"
 #include "diag.h"
 #include "internal.h"
 #include "io.h"
@@ -83,7 +86,9 @@ inflight_remove (struct write_state *w, struct inflight *done)
 }
 
 /* Wait until some in-flight run finishes.  Called and returns with the
- * metadata lock held exclusively; anything may have changed meanwhile.
+ * metadata lock held exclusively (so a caller may hold it with
+ * SCOPED_WRLOCK), but drops it while waiting: anything may have changed
+ * meanwhile.
  */
 void
 inflight_wait (struct qcow2_image *img)
@@ -447,42 +452,40 @@ write_check_locked (struct qcow2_image *img)
   return write_error_check (img);
 }
 
-/* Write one run; returns the bytes written or -1. */
-static int64_t
-write_step (struct qcow2_image *img, const unsigned char *buf, uint64_t count,
-            uint64_t offset)
+/* Plan the next run of a write, waiting while it overlaps a run in
+ * flight.
+ */
+static int
+plan_step (struct qcow2_image *img, uint64_t offset, uint64_t count,
+           struct run *r)
 {
-  struct run r;
-  int p;
-
-  pthread_rwlock_wrlock (&img->meta_lock);
+  SCOPED_WRLOCK (&img->meta_lock);
   for (;;) {
-    if (write_check_locked (img) == -1) {
-      p = -1;
-      break;
-    }
-    p = plan_run (img, offset, count, &r);
+    int p;
+
+    if (write_check_locked (img) == -1)
+      return -1;
+    p = plan_run (img, offset, count, r);
     if (p == -1)
-      write_failed_no_room (img);
-    if (p != 1)
-      break;
+      return write_failed_no_room (img);
+    if (p == 0)
+      return 0;
     inflight_wait (img);
   }
-  pthread_rwlock_unlock (&img->meta_lock);
-  if (p == -1)
-    return -1;
+}
 
-  if (r.class == DIRECT)
-    return data_write (img, buf, r.length, r.host, offset) == -1
-      ? data_write_failed (img) : (int64_t) r.length;
-
-  p = write_run_data (img, &r, buf);
-  pthread_rwlock_wrlock (&img->meta_lock);
+/* Once the run's data is written (p: 0, or -1 if that failed), commit
+ * its L2 entries, or give up on them.
+ */
+static int
+finish_step (struct qcow2_image *img, struct run *r, int p)
+{
+  SCOPED_WRLOCK (&img->meta_lock);
   /* An error latched meanwhile: nothing more is committed. */
   if (p == 0)
     p = write_check_locked (img);
   if (p == 0) {
-    p = commit_run (img, &r);
+    p = commit_run (img, r);
     if (p == -1)
       write_failed_no_room (img);
   }
@@ -490,11 +493,33 @@ write_step (struct qcow2_image *img, const unsigned char *buf, uint64_t count,
     /* The new clusters stay allocated but unused: a leak, never a
      * pointer to garbage.
      */
-    meta_cache_put (img->l2_cache, r.l2);
-    inflight_remove (img->w, &r.inflight);
+    meta_cache_put (img->l2_cache, r->l2);
+    inflight_remove (img->w, &r->inflight);
   }
-  pthread_rwlock_unlock (&img->meta_lock);
-  return p == -1 ? -1 : (int64_t) r.length;
+  return p;
+}
+
+/* Write one run; returns the bytes written or -1.  The data is written
+ * without the metadata lock.
+ */
+static int64_t
+write_step (struct qcow2_image *img, const unsigned char *buf, uint64_t count,
+            uint64_t offset)
+{
+  struct run r;
+  int written;
+
+  if (plan_step (img, offset, count, &r) == -1)
+    return -1;
+
+  if (r.class == DIRECT)
+    return data_write (img, buf, r.length, r.host, offset) == -1
+      ? data_write_failed (img) : (int64_t) r.length;
+
+  written = write_run_data (img, &r, buf);
+  if (finish_step (img, &r, written) == -1)
+    return -1;
+  return r.length;
 }
 
 int
@@ -520,20 +545,15 @@ qcow2_pwrite (struct qcow2_image *img, const void *buf, uint64_t count,
 int
 qcow2_flush (struct qcow2_image *img)
 {
-  int r;
-
-  pthread_rwlock_wrlock (&img->meta_lock);
+  SCOPED_WRLOCK (&img->meta_lock);
   if (img->w && img->w->error) {
     /* Keep what already reached the files, yet report the error. */
     if (img->data != img->file)
       io_flush (img->data);
     io_flush (img->file);
-    r = write_error_check (img);
+    return write_error_check (img);
   }
-  else if (img->w)
-    r = checkpoint (img);
-  else
-    r = img->readonly ? 0 : io_flush (img->file);
-  pthread_rwlock_unlock (&img->meta_lock);
-  return r;
+  if (img->w)
+    return checkpoint (img);
+  return img->readonly ? 0 : io_flush (img->file);
 }

@@ -1,11 +1,12 @@
 /* Making metadata durable in crash-safe order, and the per-image write
  * set-up and tear-down.
  *
- * The ordering rules (QEMU's, see qcow2-facts "Copy-on-write and crash
- * safety"): refcount increments reach the disk before the L2/L1 entries
- * that use them; data before the L2 entry that points at it; pointers
- * are removed before refcounts drop.  A crash can then leak clusters,
- * never leave a pointer to a free or foreign cluster.
+ * The ordering rules (QEMU's; the spec, docs/interop/qcow2.txt, leaves
+ * them to the implementation): refcount increments reach the disk
+ * before the L2/L1 entries that use them; data before the L2 entry that
+ * points at it; pointers are removed before refcounts drop.  A crash
+ * can then leak clusters, never leave a pointer to a free or foreign
+ * cluster.
  */
 #include <config.h>
 
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 
 #include "byte-order.h"
+#include "cleanup.h"
 #include "diag.h"
 #include "internal.h"
 #include "io.h"
@@ -227,12 +229,8 @@ prepare_locked (struct qcow2_image *img)
 int
 qcow2_prepare_write (struct qcow2_image *img)
 {
-  int r;
-
-  pthread_rwlock_wrlock (&img->meta_lock);
-  r = prepare_locked (img);
-  pthread_rwlock_unlock (&img->meta_lock);
-  return r;
+  SCOPED_WRLOCK (&img->meta_lock);
+  return prepare_locked (img);
 }
 
 void

@@ -4,7 +4,8 @@
  * L2 entries: version 3 has a ZERO flag (per subcluster bits with
  * extended L2) that either keeps the cluster's space or frees it;
  * version 2 can only deallocate, which reads as zeroes only without a
- * backing file ("Cluster mapping", qcow2-facts "Copy-on-write").
+ * backing file (docs/interop/qcow2.txt, "Cluster mapping" and
+ * "Extended L2 Entries").
  * Partial (sub)clusters are written with zeroes, unless they already
  * read as zeroes.
  */
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include "byte-order.h"
+#include "cleanup.h"
 #include "diag.h"
 #include "internal.h"
 #include "io.h"
@@ -46,9 +48,10 @@ reads_as_zero (struct qcow2_image *img, uint64_t offset, uint64_t count,
     struct mapping m;
     int r;
 
-    pthread_rwlock_rdlock (&img->meta_lock);
-    r = cluster_map (img, offset, count, &m);
-    pthread_rwlock_unlock (&img->meta_lock);
+    {
+      SCOPED_RDLOCK (&img->meta_lock);
+      r = cluster_map (img, offset, count, &m);
+    }
     if (r == -1)
       return -1;
     if (m.kind == MAP_UNALLOCATED)
@@ -144,7 +147,58 @@ zero_entry (struct qcow2_image *img, struct meta_table *t, uint64_t index,
   return 0;
 }
 
-/* Whole granules [offset, offset + count), one L2 table at a time. */
+/* Whole granules [offset, offset + n), all in one L2 table, under the
+ * lock.  *done says how far it got; *redo, how many bytes from there on
+ * only a data write can zero (part of a compressed cluster), or 0.
+ */
+static int
+zero_in_table (struct qcow2_image *img, uint64_t offset, uint64_t n,
+               enum zero_mode mode, uint64_t *done, uint64_t *redo)
+{
+  const uint64_t cluster = offset >> img->cluster_bits;
+  struct meta_table *t;
+  int r = 0;
+
+  *done = *redo = 0;
+  SCOPED_WRLOCK (&img->meta_lock);
+  if (write_check_locked (img) == -1)
+    return -1;
+  while (img->w->inflight &&
+         inflight_overlaps (img->w, cluster,
+                            DIV_ROUND_UP (offset + n, img->cluster_size)))
+    inflight_wait (img);
+
+  /* Nothing to do where no L2 table exists and nothing shows through. */
+  if ((img->l1[cluster >> img->l2_bits] & L1E_OFFSET_MASK) == 0 &&
+      (img->backing == NULL || offset >= img->backing->size)) {
+    *done = n;
+    return 0;
+  }
+  if (l2_for_write (img, cluster >> img->l2_bits, &t) == -1)
+    return write_failed_no_room (img);
+  while (*done < n && r == 0) {
+    uint64_t pos = offset + *done;
+    uint32_t a = pos & (img->cluster_size - 1);
+    uint32_t b = MIN ((uint64_t) img->cluster_size, a + (n - *done));
+
+    r = zero_entry (img, t, (pos >> img->cluster_bits) & (l2_entries_per_table (img) - 1),
+                    a, b, mode);
+    if (r == 1) {               /* part of a compressed cluster: redo as data */
+      *redo = b - a;
+      break;
+    }
+    *done += b - a;
+  }
+  meta_cache_mark_dirty (img->l2_cache, t);
+  meta_cache_put (img->l2_cache, t);
+  if (r == 0)
+    r = checkpoint_if_needed (img);
+  return r == -1 ? write_failed (img) : 0;
+}
+
+/* Whole granules [offset, offset + count), one L2 table at a time; the
+ * data writes of redone parts run outside the lock.
+ */
 static int
 zero_granules (struct qcow2_image *img, uint64_t count, uint64_t offset,
                enum zero_mode mode, unsigned flags)
@@ -152,55 +206,10 @@ zero_granules (struct qcow2_image *img, uint64_t count, uint64_t offset,
   while (count > 0) {
     uint64_t cluster = offset >> img->cluster_bits;
     uint64_t table_end = ((cluster >> img->l2_bits) + 1) << (img->l2_bits + img->cluster_bits);
-    uint64_t n = MIN (count, table_end - offset);
-    uint64_t done = 0, redo_len = 0;
-    struct meta_table *t;
-    int r = 0;
+    uint64_t done, redo_len;
 
-    pthread_rwlock_wrlock (&img->meta_lock);
-    if (write_check_locked (img) == -1) {
-      pthread_rwlock_unlock (&img->meta_lock);
-      return -1;
-    }
-    while (img->w->inflight &&
-           inflight_overlaps (img->w, cluster,
-                          DIV_ROUND_UP (offset + n, img->cluster_size)))
-      inflight_wait (img);
-
-    /* Nothing to do where no L2 table exists and nothing shows through. */
-    if ((img->l1[cluster >> img->l2_bits] & L1E_OFFSET_MASK) == 0 &&
-        (img->backing == NULL || offset >= img->backing->size)) {
-      pthread_rwlock_unlock (&img->meta_lock);
-      offset += n;
-      count -= n;
-      continue;
-    }
-    if (l2_for_write (img, cluster >> img->l2_bits, &t) == -1) {
-      write_failed_no_room (img);
-      pthread_rwlock_unlock (&img->meta_lock);
-      return -1;
-    }
-    while (done < n && r == 0) {
-      uint64_t pos = offset + done;
-      uint32_t a = pos & (img->cluster_size - 1);
-      uint32_t b = MIN ((uint64_t) img->cluster_size, a + (n - done));
-
-      r = zero_entry (img, t, (pos >> img->cluster_bits) & (l2_entries_per_table (img) - 1),
-                      a, b, mode);
-      if (r == 1) {             /* part of a compressed cluster: redo as data */
-        redo_len = b - a;
-        break;
-      }
-      done += b - a;
-    }
-    meta_cache_mark_dirty (img->l2_cache, t);
-    meta_cache_put (img->l2_cache, t);
-    if (r == 0)
-      r = checkpoint_if_needed (img);
-    if (r == -1)
-      write_failed (img);
-    pthread_rwlock_unlock (&img->meta_lock);
-    if (r == -1)
+    if (zero_in_table (img, offset, MIN (count, table_end - offset), mode,
+                       &done, &redo_len) == -1)
       return -1;
     if (redo_len) {
       if (mode != DISCARD &&
@@ -250,12 +259,8 @@ zero_or_discard (struct qcow2_image *img, uint64_t count, uint64_t offset,
 static int
 write_allowed (struct qcow2_image *img)
 {
-  int r;
-
-  pthread_rwlock_rdlock (&img->meta_lock);
-  r = write_check_locked (img);
-  pthread_rwlock_unlock (&img->meta_lock);
-  return r;
+  SCOPED_RDLOCK (&img->meta_lock);
+  return write_check_locked (img);
 }
 
 int
