@@ -13,6 +13,7 @@
 
 #include "byte-order.h"
 #include "checked-overflow.h"
+#include "cleanup.h"
 #include "internal.h"
 #include "io.h"
 #include "minmax.h"
@@ -210,4 +211,12 @@ cluster_map (struct qcow2_image *img, uint64_t offset, uint64_t max_len,
   r = map_in_table (img, t, offset, max_len, m);
   meta_cache_put (img->l2_cache, t);
   return r;
+}
+
+int
+cluster_map_shared (struct qcow2_image *img, uint64_t offset,
+                    uint64_t max_len, struct mapping *m)
+{
+  SCOPED_RDLOCK (&img->meta_lock);
+  return cluster_map (img, offset, max_len, m);
 }

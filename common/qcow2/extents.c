@@ -5,7 +5,6 @@
  */
 #include <config.h>
 
-#include "cleanup.h"
 #include "internal.h"
 #include "io.h"
 #include "minmax.h"
@@ -119,10 +118,7 @@ qcow2_extents (struct qcow2_image *img, uint64_t count, uint64_t offset,
   while (count > 0) {
     struct mapping m;
 
-    {
-      SCOPED_RDLOCK (&img->meta_lock);
-      r = cluster_map (img, offset, count, &m);
-    }
+    r = cluster_map_shared (img, offset, count, &m);
     if (r == -1)
       return -1;
 

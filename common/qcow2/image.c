@@ -23,16 +23,25 @@
 /* Decompressed clusters kept per image (LIMITS in the plugin manual). */
 #define CLUSTER_CACHE_BYTES (16 * 1024 * 1024)
 
+void
+image_report_corrupt (const struct qcow2_image *img, const char *consequence,
+                      const char *fs, va_list args)
+{
+  char msg[512];
+
+  vsnprintf (msg, sizeof msg, fs, args);
+  diag_error ("%s: qcow2 image is corrupt: %s%s", img->filename, msg,
+              consequence);
+}
+
 int
 image_corrupt (struct qcow2_image *img, const char *fs, ...)
 {
-  char msg[512];
   va_list args;
 
   va_start (args, fs);
-  vsnprintf (msg, sizeof msg, fs, args);
+  image_report_corrupt (img, "", fs, args);
   va_end (args);
-  diag_error ("%s: qcow2 image is corrupt: %s", img->filename, msg);
   errno = EIO;
   return -1;
 }

@@ -3,6 +3,7 @@
 #define QCOW2_INTERNAL_H
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -191,12 +192,20 @@ extern int l2_decode (struct qcow2_image *img, const struct meta_table *t,
                       uint64_t index, struct l2_entry *d);
 extern int cluster_map (struct qcow2_image *img, uint64_t offset,
                         uint64_t max_len, struct mapping *m);
+/* The same, taking meta_lock shared for it. */
+extern int cluster_map_shared (struct qcow2_image *img, uint64_t offset,
+                               uint64_t max_len, struct mapping *m);
 /* Validate an L1 entry; returns the L2 table offset (0 = none) or -1. */
 extern int64_t l1_entry_l2_offset (struct qcow2_image *img, uint32_t index);
 
 /* image.c: report corruption found in metadata; returns -1, errno EIO. */
 extern int image_corrupt (struct qcow2_image *img, const char *fs, ...)
   __attribute__ ((format (printf, 2, 3)));
+/* The message alone, with what follows from it ("" or "; ..."). */
+extern void image_report_corrupt (const struct qcow2_image *img,
+                                  const char *consequence,
+                                  const char *fs, va_list args)
+  __attribute__ ((format (printf, 3, 0)));
 
 /* image.c: open one image of a chain (qcow2_open opens the top). */
 extern int image_open (const struct qcow2_options *opts,

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cleanup.h"
 #include "cluster-cache.h"
 #include "codec.h"
 #include "diag.h"
@@ -123,14 +122,6 @@ read_compressed (struct qcow2_image *img, struct scratch *s, void *buf,
   return 0;
 }
 
-static int
-map_locked (struct qcow2_image *img, uint64_t offset, uint64_t count,
-            struct mapping *m)
-{
-  SCOPED_RDLOCK (&img->meta_lock);
-  return cluster_map (img, offset, count, m);
-}
-
 int
 qcow2_pread (struct qcow2_image *img, void *buf, uint64_t count,
              uint64_t offset)
@@ -144,7 +135,7 @@ qcow2_pread (struct qcow2_image *img, void *buf, uint64_t count,
     uint64_t epoch = img->cluster_cache
       ? cluster_cache_epoch (img->cluster_cache) : 0;
 
-    r = map_locked (img, offset, count, &m);
+    r = cluster_map_shared (img, offset, count, &m);
     if (r == -1)
       break;
     switch (m.kind) {

@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 #include "byte-order.h"
@@ -143,14 +142,11 @@ checkpoint_if_needed (struct qcow2_image *img)
 int
 write_corrupt (struct qcow2_image *img, const char *fs, ...)
 {
-  char msg[512];
   va_list args;
 
   va_start (args, fs);
-  vsnprintf (msg, sizeof msg, fs, args);
+  image_report_corrupt (img, "; further writes are refused", fs, args);
   va_end (args);
-  diag_error ("%s: qcow2 image is corrupt: %s; further writes are refused",
-              img->filename, msg);
   img->w->corrupt = true;
   img->w->error = EIO;
   /* Version 2 has no feature bits to record it in. */

@@ -48,10 +48,7 @@ reads_as_zero (struct qcow2_image *img, uint64_t offset, uint64_t count,
     struct mapping m;
     int r;
 
-    {
-      SCOPED_RDLOCK (&img->meta_lock);
-      r = cluster_map (img, offset, count, &m);
-    }
+    r = cluster_map_shared (img, offset, count, &m);
     if (r == -1)
       return -1;
     if (m.kind == MAP_UNALLOCATED)
