@@ -38,9 +38,9 @@ zstd-read|compressed-read-bench.sh|2.0|0|nbdcopy 1 GiB to null:, zstd image
 luks-read|qcow2-encrypt-bench.sh|3.0|0|nbdcopy 1 GiB to null:, encrypted
 randread-alloc|read-bench.sh|2.0|1|fio 4K randread QD32 x 2, allocated 4 GiB
 randread-zlib|compressed-read-bench.sh|2.0|1|fio 4K randread QD32 x 2, zlib image
-randwrite-fresh|write-bench.sh|1.5|1|fio 4K randwrite QD32 x 2, 10 s, fresh 4 GiB
+randwrite-fresh|write-bench.sh|1.5|1|fio 4K randwrite QD32 x 2, 10 s, fresh 256 GiB
 randwrite-prealloc|write-bench.sh|1.5|1|fio 4K randwrite QD32 x 2, preallocated
-randwrite-overlay|write-bench.sh|1.5|1|fio 4K randwrite QD32 x 2, fresh overlay, 64K backing
+randwrite-overlay|write-bench.sh|1.5|1|fio 4K randwrite QD32 x 2, fresh overlay, 16 GiB 64K backing
 seq-write|write-bench.sh|1.5|0|nbdcopy --flush 1 GiB into a fresh image
 compwrite-zlib|compress-bench.sh|4.0|0|compress filter, zlib (size <= 1.05 x qemu)
 compwrite-zstd|compress-bench.sh|1.5|0|compress filter, zstd (size <= 1.05 x qemu)
@@ -68,9 +68,11 @@ done
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "$0: --rounds wants a positive number" >&2; exit 2; }
 if ((quick)); then
     export SIZE=${SIZE:-256M} RANDREAD_SIZE=${RANDREAD_SIZE:-1G} RUNTIME=${RUNTIME:-5}
+    export OVERLAY_SIZE=${OVERLAY_SIZE:-4G}
 fi
 if ((selfcheck)); then
     export SIZE=16M RANDREAD_SIZE=32M RUNTIME=1
+    export PREALLOC_SIZE=64M OVERLAY_SIZE=64M ALLOC_SIZE=1G
 fi
 export RUNTIME=${RUNTIME:-10}
 test -n "$logdir" || logdir=$(mktemp -d /tmp/bench-suite.XXXXXX)

@@ -15,17 +15,19 @@
 #             the raw file with `qemu-img compare`.
 #   fresh     fio's nbd engine, 4 KiB random writes, iodepth 32, 2 jobs
 #             (2 connections), RUNTIME seconds, into a fresh image of
-#             ALLOC_SIZE (16 GiB: 262144 clusters of 64 KiB, so that most
-#             writes of the run allocate; the fraction that did is
-#             printed, from the clusters the final image holds).
+#             ALLOC_SIZE (256 GiB: 4 Mi clusters of 64 KiB, so that a
+#             run of 10 s at 40k IOPS still finds a new cluster for 19
+#             writes in 20; the fraction that did is printed, from the
+#             clusters the final image holds).  The file grows by a
+#             cluster for each: up to 25 GiB of free disk.
 #   falloc    the same on a PREALLOC_SIZE (4 GiB) image made with
 #             preallocation=falloc (every write is in place) ...
 #   metadata  ... and with preallocation=metadata (L2 entries point at
 #             clusters that are holes in the file).
-#   overlay   the same into a fresh overlay (PREALLOC_SIZE) over a
-#             64 KiB-cluster backing image full of data: every
+#   overlay   the same into a fresh overlay over a 64 KiB-cluster
+#             backing image of OVERLAY_SIZE (16 GiB) full of data: every
 #             allocation copies the rest of its cluster from the backing
-#             file.
+#             file (at 10k IOPS, 4 writes in 5 allocate).
 #
 # Servers alternate within each round and the order rotates; printed at
 # the end: the median of each figure and the median and range of the
@@ -33,13 +35,14 @@
 #
 #   bench/write-bench.sh [ROUNDS]       (default $ROUNDS, else 3)
 #
-# Environment: ROUNDS; RUNTIME (default 10); BUILDDIR (default: the top
+# Environment: ROUNDS; ROWS (suite.sh's row names: randwrite-fresh,
+# randwrite-prealloc, randwrite-overlay; default all); RUNTIME (default 10); BUILDDIR (default: the top
 # of the source tree) holds qcow2.so; WORKDIR (default bench/out) holds
 # the raw data file (shared with read-bench.sh), the backing image and
-# the scratch images; SIZE (default 1G); ALLOC_SIZE (default 16G);
-# PREALLOC_SIZE (default 4G); CLUSTER (default 64k).  Needs up to
-# ALLOC_SIZE of free disk while a fresh row runs, and PREALLOC_SIZE
-# for the backing image (kept).
+# the scratch images; SIZE (default 1G); ALLOC_SIZE (default 256G);
+# PREALLOC_SIZE (default 4G); OVERLAY_SIZE (default 16G); CLUSTER
+# (default 64k).  Needs about 25 GiB of free disk while a fresh row
+# runs, and OVERLAY_SIZE for the backing image (kept).
 
 set -euo pipefail
 
@@ -49,15 +52,16 @@ builddir=${BUILDDIR:-$top}
 workdir=${WORKDIR:-$here/out}
 rounds=${1:-${ROUNDS:-3}}
 size=${SIZE:-1G}
-alloc_size=${ALLOC_SIZE:-16G}
+alloc_size=${ALLOC_SIZE:-256G}
 prealloc_size=${PREALLOC_SIZE:-4G}
+overlay_size=${OVERLAY_SIZE:-16G}
 cluster=${CLUSTER:-65536}
 runtime=${RUNTIME:-10}
 plugin=$builddir/qcow2.so
 
 raw=$workdir/data-$size.raw
 img=$workdir/write-bench.qcow2
-base=$workdir/write-bench-base-$prealloc_size-$cluster.qcow2
+base=$workdir/write-bench-base-$overlay_size-$cluster.qcow2
 
 for cmd in nbdkit qemu-nbd qemu-img nbdcopy fio; do
     command -v "$cmd" >/dev/null || { echo "$0: $cmd is needed" >&2; exit 1; }
@@ -168,13 +172,23 @@ cs = int(sys.argv[1])
 print(sum(m["length"] // cs for m in json.load(sys.stdin)
           if m["data"] and m["depth"] == 0))'
 
+# ROWS (suite.sh's names) narrows the run; the nbdcopy row always runs.
+rows=()
+for key in ${ROWS:-randwrite-fresh randwrite-prealloc randwrite-overlay}; do
+    case $key in
+    randwrite-fresh) rows+=(fresh) ;;
+    randwrite-prealloc) rows+=(falloc metadata) ;;
+    randwrite-overlay) rows+=(overlay) ;;
+    esac
+done
+
 # The backing image of the overlay row, once: data in every cluster.
-if ! test -f "$base"; then
+if [[ " ${rows[*]} " == *" overlay "* ]] && ! test -f "$base"; then
     echo "making $base" >&2
-    qemu-img create -q -f qcow2 -o cluster_size="$cluster" "$base.tmp" "$prealloc_size"
+    qemu-img create -q -f qcow2 -o cluster_size="$cluster" "$base.tmp" "$overlay_size"
     # qemu-io writes at most 2 GiB per request: 1 GiB at a time.
     cmds=()
-    bytes=$(numfmt --from=iec "$prealloc_size")
+    bytes=$(numfmt --from=iec "$overlay_size")
     for ((off = 0; off < bytes; off += 1073741824)); do
         n=$((bytes - off < 1073741824 ? bytes - off : 1073741824))
         cmds+=(-c "write -P 0x5a $off $n")
@@ -195,7 +209,6 @@ for s in ours qemu; do
         { echo "$0: $s: the copy differs from the raw file" >&2; exit 1; }
 done
 
-rows=(fresh falloc metadata overlay)
 declare -A res frac
 for ((r = 1; r <= rounds; r++)); do
     order=(ours qemu)
@@ -234,7 +247,7 @@ summary ()
 mib=$(( $(numfmt --from=iec "$size") / 1048576 ))
 echo
 echo "medians of $rounds rounds ($cluster-byte clusters, fio runs of $runtime s;" \
-    "fresh $alloc_size, falloc/metadata/overlay $prealloc_size):"
+    "fresh $alloc_size, falloc/metadata $prealloc_size, overlay $overlay_size):"
 printf '  %-44s %10s %10s  %s\n' "" "ours" "qemu-nbd" "ratio (per-pair range)"
 printf '  %-44s %8.3f s %8.3f s  %s\n' "nbdcopy --flush $size raw -> fresh qcow2" \
     "$(m copy-ours)" "$(m copy-qemu)" "$(summary "$(ratios copy-qemu copy-ours)")"
@@ -246,7 +259,8 @@ for row in "${rows[@]}"; do
         "$(m "$row-ours")" "$(m "$row-qemu")" \
         "$(summary "$(ratios "$row-ours" "$row-qemu")")"
 done
-for row in fresh overlay; do
+for row in "${rows[@]}"; do
+    test "$row" = fresh || test "$row" = overlay || continue
     printf '  %-44s %10s %10s\n' "  ($row: fraction of writes that allocated)" \
         "$(median <<<"${frac[$row-ours]}")" "$(median <<<"${frac[$row-qemu]}")"
 done

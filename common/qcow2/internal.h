@@ -172,6 +172,7 @@ extern int meta_cache_get_new (struct meta_cache *c, uint64_t offset,
 extern void meta_cache_put (struct meta_cache *c, struct meta_table *t);
 extern void meta_cache_mark_dirty (struct meta_cache *c, struct meta_table *t);
 extern size_t meta_cache_nr_dirty (struct meta_cache *c);
+/* Has a table found no clean one to evict since the last writeback? */
 extern bool meta_cache_over_budget (struct meta_cache *c);
 /* Write every dirty table back to file (no sync). */
 extern int meta_cache_writeback (struct meta_cache *c, struct io *file);

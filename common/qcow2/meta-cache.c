@@ -5,9 +5,12 @@
  * caller pins a table with meta_cache_get and releases it with
  * meta_cache_put.  Only clean, unpinned tables are evicted, least
  * recently used first; if there are none the cache grows past its bound
- * for a moment rather than block, and the writer who dirtied the tables
- * writes them back (meta_cache_writeback) in the order crash safety
- * needs (see write.c).  Loading happens outside the cache lock, so
+ * for a moment rather than block, and the next writer writes the dirty
+ * tables back (meta_cache_writeback) in the order crash safety needs
+ * (see writeback.c), after which the cache shrinks back to its bound.
+ * Dirty tables are otherwise kept until a flush, as QEMU keeps them: a
+ * working set that fits is never written back for room, however much
+ * of it is dirty.  Loading happens outside the cache lock, so
  * misses on different tables proceed in parallel; if two threads load
  * the same table, the second copy is discarded.
  *
@@ -41,6 +44,7 @@ struct meta_cache {
   size_t max_slots;
   size_t nr_slots;
   size_t nr_dirty;
+  bool starved;                 /* full, and no clean table to evict */
   struct slot *newest, *oldest;
   struct slot **buckets;
   size_t nr_buckets;            /* a power of two */
@@ -167,18 +171,19 @@ unlink_slot (struct meta_cache *c, struct slot *victim)
 /* Evict the least recently used clean, unpinned table, if any: from
  * the old end of the use order, where one usually is.
  */
-static void
+static bool
 evict_one (struct meta_cache *c)
 {
   struct slot *victim = c->oldest;
 
   while (victim && (victim->pins || victim->dirty))
     victim = victim->newer;
-  if (victim) {
-    unlink_slot (c, victim);
-    free_slot (victim);
-    c->evictions++;
-  }
+  if (victim == NULL)
+    return false;
+  unlink_slot (c, victim);
+  free_slot (victim);
+  c->evictions++;
+  return true;
 }
 
 static void
@@ -186,8 +191,12 @@ insert (struct meta_cache *c, struct slot *s)
 {
   size_t b = bucket_of (c, s->table.offset);
 
-  if (c->nr_slots >= c->max_slots)
-    evict_one (c);
+  /* Back to the bound after it was passed, as far as clean tables go. */
+  while (c->nr_slots >= c->max_slots)
+    if (!evict_one (c)) {
+      c->starved = true;
+      break;
+    }
   s->hash_next = c->buckets[b];
   c->buckets[b] = s;
   c->nr_slots++;
@@ -320,7 +329,7 @@ bool
 meta_cache_over_budget (struct meta_cache *c)
 {
   SCOPED_LOCK (&c->lock);
-  return c->nr_dirty > c->max_slots / 2;
+  return c->starved;
 }
 
 /* Write every dirty table.  The caller holds the metadata lock
@@ -341,6 +350,8 @@ meta_cache_writeback (struct meta_cache *c, struct io *file)
       pthread_mutex_unlock (&c->lock);
     }
   }
+  SCOPED_LOCK (&c->lock);
+  c->starved = false;
   return 0;
 }
 

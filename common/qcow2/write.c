@@ -315,6 +315,70 @@ fill_part (struct qcow2_image *img, bool zero, const unsigned char *copy,
     : data_write (img, copy, len, host, guest);
 }
 
+/* Where a run's new space begins and ends, and the parts of it the
+ * request does not cover (head and tail).
+ */
+struct span {
+  uint64_t first, end;          /* guest offsets */
+  uint64_t head, tail;          /* bytes */
+  uint64_t host;                /* where first goes */
+};
+
+static void
+run_span (const struct qcow2_image *img, const struct run *r, struct span *s)
+{
+  uint64_t cluster0 = r->first_cluster << img->cluster_bits;
+
+  s->first = cluster0 + r->fill_first;
+  s->end = cluster0 + ((r->nr_clusters - 1) << img->cluster_bits) + r->fill_end;
+  s->head = r->offset - s->first;
+  s->tail = s->end - (r->offset + r->length);
+  s->host = r->host + r->fill_first;
+}
+
+/* Copy-on-write of a small request: what the guest saw around it and
+ * the request's own bytes go down in one write, as QEMU merges the two.
+ * What is read around it comes in one read when it has two ends and
+ * the request is not larger than they are (the bytes in between are
+ * read too, then replaced): a request of a few KiB into a cluster of a
+ * backing file costs one read and one write.
+ * Returns 1 if both ends read as zeroes (nothing was written: the
+ * caller zeroes the space instead), 0 once written, -1 on error.
+ */
+#define MERGED_WRITE_MAX (1024 * 1024)
+
+static int
+write_merged (struct qcow2_image *img, const struct run *r,
+              const struct span *s, const unsigned char *buf)
+{
+  const uint64_t len = s->end - s->first;
+  unsigned char *b = malloc (len);
+  int ret = -1;
+
+  if (b == NULL) {
+    diag_error ("malloc: %m");
+    return -1;
+  }
+  if (s->head && s->tail && r->length <= s->head + s->tail
+      ? qcow2_pread (img, b, len, s->first) == -1
+      : ((s->head && qcow2_pread (img, b, s->head, s->first) == -1) ||
+         (s->tail && qcow2_pread (img, b + len - s->tail, s->tail,
+                                  r->offset + r->length) == -1)))
+    goto out;
+  if (img->crypt == NULL && is_zero (b, s->head) &&
+      is_zero (b + len - s->tail, s->tail)) {
+    ret = 1;
+    goto out;
+  }
+  memcpy (b + s->head, buf, r->length);
+  ret = data_write (img, b, len, s->host, s->first);
+  if (ret == -1)
+    data_write_failed (img);
+ out:
+  free (b);
+  return ret;
+}
+
 /* Write the run's data, with the parts of its clusters the request
  * does not cover copied from what the guest saw before.  Where that is
  * zeroes, the new space is made to read as zeroes instead (io_zero: a
@@ -325,41 +389,44 @@ static int
 write_run_data (struct qcow2_image *img, const struct run *r,
                 const unsigned char *buf)
 {
-  uint64_t cluster0 = r->first_cluster << img->cluster_bits;
-  uint64_t span_first = cluster0 + r->fill_first;
-  uint64_t span_end = cluster0 + ((r->nr_clusters - 1) << img->cluster_bits)
-    + r->fill_end;
-  uint64_t head = r->offset - span_first;
-  uint64_t tail = span_end - (r->offset + r->length);
-  uint64_t host = r->host + r->fill_first;
   bool plain = img->crypt == NULL;
   bool head_zero = plain && r->head_zero, tail_zero = plain && r->tail_zero;
   unsigned char *copy = NULL, *tail_copy = NULL;
+  struct span s;
   int ret = -1;
 
-  if ((head && !head_zero) || (tail && !tail_zero)) {
-    copy = malloc (head + tail);
+  run_span (img, r, &s);
+  if ((!s.head || !head_zero) && (!s.tail || !tail_zero) &&
+      (s.head || s.tail) && r->length <= MERGED_WRITE_MAX) {
+    int m = write_merged (img, r, &s, buf);
+
+    if (m <= 0)
+      return m;
+    head_zero = tail_zero = true;
+  }
+  else if ((s.head && !head_zero) || (s.tail && !tail_zero)) {
+    copy = malloc (s.head + s.tail);
     if (copy == NULL) {
       diag_error ("malloc: %m");
       return -1;
     }
-    tail_copy = copy + head;
-    if ((head && !head_zero &&
-         qcow2_pread (img, copy, head, span_first) == -1) ||
-        (tail && !tail_zero &&
-         qcow2_pread (img, tail_copy, tail, r->offset + r->length) == -1))
+    tail_copy = copy + s.head;
+    if ((s.head && !head_zero &&
+         qcow2_pread (img, copy, s.head, s.first) == -1) ||
+        (s.tail && !tail_zero &&
+         qcow2_pread (img, tail_copy, s.tail, r->offset + r->length) == -1))
       goto out;
-    head_zero = head_zero || (plain && is_zero (copy, head));
-    tail_zero = tail_zero || (plain && is_zero (tail_copy, tail));
+    head_zero = head_zero || (plain && is_zero (copy, s.head));
+    tail_zero = tail_zero || (plain && is_zero (tail_copy, s.tail));
   }
   /* One call zeroes both ends when both need it. */
-  if (head && head_zero && tail && tail_zero
-      ? io_zero (img->data, host, span_end - span_first) == -1
-      : (fill_part (img, head_zero, copy, head, host, span_first) == -1 ||
-         fill_part (img, tail_zero, tail_copy, tail,
-                    host + head + r->length, r->offset + r->length) == -1))
+  if (s.head && head_zero && s.tail && tail_zero
+      ? io_zero (img->data, s.host, s.end - s.first) == -1
+      : (fill_part (img, head_zero, copy, s.head, s.host, s.first) == -1 ||
+         fill_part (img, tail_zero, tail_copy, s.tail,
+                    s.host + s.head + r->length, r->offset + r->length) == -1))
     goto failed;
-  if (data_write (img, buf, r->length, host + head, r->offset) == -1)
+  if (data_write (img, buf, r->length, s.host + s.head, r->offset) == -1)
     goto failed;
   ret = 0;
   goto out;
