@@ -188,7 +188,7 @@ create_config (const char *key, const char *value)
 }
 
 int
-create_config_complete (const char *filename)
+create_config_check (void)
 {
   if (!create) {
     if (option_given) {
@@ -203,7 +203,22 @@ create_config_complete (const char *filename)
     return -1;
   }
   copts.size_from_backing = !size_given;
+  return 0;
+}
 
+bool
+create_requested (void)
+{
+  return create;
+}
+
+int
+create_config_complete (const char *filename)
+{
+  if (create_config_check () == -1)
+    return -1;
+  if (!create)
+    return 0;
   if (access (filename, F_OK) == 0) {
     nbdkit_debug ("%s exists: opening it as it is", filename);
     return 0;

@@ -9,8 +9,14 @@
  */
 extern int create_config (const char *key, const char *value);
 
-/* Check the creation parameters together, and decide whether the image
- * is to be made: create=true and the file does not exist.
+/* Check the creation parameters together. */
+extern int create_config_check (void);
+
+/* create=true was given (after create_config_check). */
+extern bool create_requested (void);
+
+/* create_config_check, then decide whether the image is to be made:
+ * create=true and the file does not exist.
  */
 extern int create_config_complete (const char *filename);
 
