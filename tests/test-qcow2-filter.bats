@@ -8,6 +8,8 @@
 
 load "${FUNCTIONS_SH:-$BATS_TEST_DIRNAME/functions.sh}"
 load "$BATS_TEST_DIRNAME/read-functions.bash"
+load "$BATS_TEST_DIRNAME/bad-image-functions.bash"
+load "$BATS_TEST_DIRNAME/fault-functions.bash"
 
 setup ()
 {
@@ -208,4 +210,327 @@ setup ()
     qemu-img convert -O raw "$qemu_view" "$T/y.raw"
     QEMU_IMG_FOR_MAP=$qemu_view REF=$T/y.raw QCOW2_VIA=filter-file \
         check_image "$T/d/y.qcow2" backing=local backing-dir="$T/d"
+}
+
+# ----------------------------------------------------------------------
+# Writes: the write matrix (write-functions.sh) through the filter over
+# nbdkit's file plugin, in image files made larger first (make_room):
+# the layer below cannot grow, so every new cluster is found inside it.
+
+write_setup ()
+{
+    test -x /usr/bin/python3 || skip "/usr/bin/python3 is not installed"
+    /usr/bin/python3 -c 'import nbd' 2>/dev/null ||
+        skip "the python nbd module is not installed"
+    load "$BATS_TEST_DIRNAME/write-functions.sh"
+    WRITE_SERVER=filter
+    ref=$BATS_TEST_TMPDIR/ref.raw
+}
+
+@test "filter write matrix: v3, 64 KiB clusters" {
+    write_setup
+    case_plain 64M compat=1.1 101
+}
+@test "filter write matrix: v2, 512 B clusters" {
+    write_setup
+    case_plain 32M compat=0.10,cluster_size=512 102
+}
+@test "filter write matrix: v3, 2 MiB clusters" {
+    write_setup
+    case_plain 64M compat=1.1,cluster_size=2M 103
+}
+@test "filter write matrix: refcount_bits=64, 512 B clusters (refcount table grows)" {
+    write_setup
+    case_plain 32M refcount_bits=64,cluster_size=512 104
+}
+@test "filter write matrix: refcount_bits=1, extended L2" {
+    write_setup
+    case_plain 64M refcount_bits=1,extended_l2=on 105
+}
+@test "filter write matrix: lazy refcounts" {
+    write_setup
+    case_plain 64M lazy_refcounts=on 106
+}
+@test "filter write matrix: preallocation=falloc (room only from freed clusters)" {
+    write_setup
+    # No room added: the image's own preallocated clusters are all the
+    # workload has (trims free some, rewrites reuse them).
+    WRITE_ROOM=0 case_plain 64M preallocation=falloc 107
+}
+@test "filter write matrix: internal snapshots" {
+    write_setup
+    case_snapshots 1.1 108
+}
+@test "filter write matrix: compressed image (zstd) overwritten" {
+    write_setup
+    case_compressed zstd 109
+}
+@test "filter write matrix: backing file (backing=local)" {
+    write_setup
+    server_args=(backing=local)
+    case_backing 1.1 "" 110
+}
+@test "filter write matrix: external data file (data-file=)" {
+    local data=$BATS_TEST_TMPDIR/test.data seed
+    write_setup
+    seed=$(write_seed 111)
+    qemu-img create -q -f qcow2 -o data_file="$data" "$img" 48M
+    prefill "$img" $((48 * 1024 * 1024))
+    guest_view "$img" "$ref"
+    server_args=(data-file="$data")
+    run_workload "$img" 65536 "$seed"
+}
+@test "filter write matrix: 4 connections, 64 requests in flight" {
+    local seed
+    write_setup
+    seed=$(write_seed 112)
+    qemu-img create -q -f qcow2 -o cluster_size=4096 "$img" 32M
+    guest_view "$img" "$ref"
+    run_workload "$img" 4096 "$seed" --connections 4 --inflight 64 \
+        --max-size 20000 --ops 2000
+}
+
+# fill_layer CREATE-OPTIONS SEED: an image of 128 MiB in a 12 MiB file,
+# written until the layer is full: the request that found no room fails
+# with ENOSPC and says so, a flush still works, `qemu-img check` finds
+# nothing at all, and every request acknowledged before reads back.
+# Then the file is made larger and the image takes writes again.
+fill_layer ()
+{
+    local opts=$1 seed state=$BATS_TEST_TMPDIR/state
+    local after=$BATS_TEST_TMPDIR/after.raw
+    seed=$(write_seed "$2")
+    qemu-img create -q -f qcow2 -o "$opts" "$img" 128M
+    qemu-io -f qcow2 -c "write -P 0x11 1M 2M" "$img" >/dev/null
+    guest_view "$img" "$ref"
+
+    WRITE_ROOM=12M start_write_server "$img"
+    workload run --uri "$uri" --reference "$ref" --seed "$seed" \
+        --ops 100000 --without trim --inflight 8 --state "$state" \
+        --expect-errno ENOSPC
+    run grep -c "no room left: the file cannot grow past its 12582912 bytes" \
+        "$server_log"
+    assert_success
+    stop_write_server
+    assert_equal "$(stat -c %s "$img")" 12582912
+    check_clean "$img"
+    guest_view "$img" "$after"
+    workload verify --state "$state" --image "$after"
+
+    # Room again: a larger file, and the image goes on.
+    mv "$after" "$ref"
+    WRITE_ROOM=48M start_write_server "$img"
+    workload run --uri "$uri" --reference "$ref" --seed "$((seed + 1))" \
+        --ops 40 --without trim --max-size 65536
+    stop_write_server
+    check_clean "$img"
+    qemu-img compare -f qcow2 -F raw "$img" "$ref"
+}
+
+@test "filter write: a full layer gives ENOSPC and the image stays clean, 64 KiB clusters" {
+    write_setup
+    fill_layer compat=1.1 120
+}
+
+@test "filter write: a full layer gives ENOSPC, 512 B clusters, 64-bit refcounts" {
+    write_setup
+    fill_layer cluster_size=512,refcount_bits=64 121
+}
+
+@test "filter write: a full layer gives ENOSPC, lazy refcounts, extended L2" {
+    write_setup
+    fill_layer lazy_refcounts=on,extended_l2=on 122
+}
+
+# ----------------------------------------------------------------------
+# Hostile images (test-qcow2-bad-images.bats): the same verdicts through
+# the filter as through the plugin, for a sample of each kind.
+
+@test "filter bad images: bad headers are refused at start-up with the plugin's message" {
+    make_bad_images "$BATS_TEST_TMPDIR"
+    export QCOW2_VIA=filter-file
+    refused_at_open magic 'bad magic'
+    refused_at_open cluster-bits-22 'cluster_bits 22 is out of range'
+    refused_at_open truncated-v3-header 'too short \(100 bytes\) for a version 3'
+    refused_at_open l1-size-max 'l1_size 4294967295 is too large'
+    refused_at_open l1-offset-past-eof 'L1 table .*beyond the end of the file'
+    refused_at_open refcount-table-clusters-huge 'refcount table is too large \(4294967295 clusters\)'
+    refused_at_open snapshots-offset-past-eof 'snapshot table .*beyond the end of the file'
+    refused_at_open incompatible-bit-63 'unsupported incompatible feature bit 63'
+    refused_at_open header-extension-past-cluster 'header extension 0x12345678 .*runs past'
+    refused_at_open backing-file-past-cluster 'backing file name .*not inside the header cluster'
+}
+
+@test "filter bad images: bad L1 and L2 entries fail the reads that need them" {
+    make_bad_images "$BATS_TEST_TMPDIR"
+    export QCOW2_VIA=filter-file
+    read_fails_l1 l1-entry-reserved-bit-56 'L1 entry 1 .*has reserved bits set'
+    cleanup_servers
+    read_fails_l1 l1-entry-past-eof 'L2 table offset 0x[0-9a-f]+ in L1 entry 1 is beyond the end of the file'
+    cleanup_servers
+    read_fails_l2 l2-entry-unaligned 'data cluster offset 0x[0-9a-f]+ .*is not cluster-aligned'
+    cleanup_servers
+    read_fails_l2 l2-entry-past-eof 'data cluster offset 0x[0-9a-f]+ .*is beyond the end of the file'
+    cleanup_servers
+    read_fails_payload l2-entry-compressed-garbage 65536 0 "$GOOD_V3_RAW" '[Cc]ompress|[Ii]nflate|[Dd]eflate'
+    cleanup_servers
+    read_fails_extl2 extl2-alloc-and-zero 65536 'both allocated and zero'
+    cleanup_servers
+    export QCOW2_VIA=filter-nbd
+    read_fails_l2 l2-entry-reserved-bit-61 'L2 entry 0x[0-9a-f]+ at 0x[0-9a-f]+ has reserved bits set'
+}
+
+# ----------------------------------------------------------------------
+# Faults of the layer below: nbdkit's error filter under the qcow2
+# filter fails reads, writes and zeroes of the layer once the workload
+# is connected (fault-functions.bash).  Every error reaches the client,
+# nothing crashes, a failed write fails every later flush, and
+# afterwards `qemu-img check` finds at most leaks and every flushed
+# byte reads back.
+
+fault_setup ()
+{
+    requires nbdsh nbdcopy
+    dir=$BATS_TEST_TMPDIR
+    make_image
+    # room for the workload's new clusters (the layer cannot grow)
+    truncate -s 32M "$dir/img.qcow2"
+}
+
+@test "filter faults: failed writes below fail the request and every later flush" {
+    fault_setup
+    error_filter_run "$(fault_seed 201)" --sticky -- pwrite=0.05
+    error_filter_run "$(fault_seed 202)" --sticky -- pwrite=0.05
+}
+
+@test "filter faults: failed zeroes below (new metadata) fail like writes" {
+    fault_setup
+    error_filter_run "$(fault_seed 203)" --sticky -- zero=0.5
+}
+
+@test "filter faults: failed reads below fail the request, the server serves on" {
+    fault_setup
+    error_filter_run "$(fault_seed 204)" -- pread=0.3
+    error_filter_run "$(fault_seed 205)" -- pread=0.3
+}
+
+@test "filter faults: ENOSPC from the layer below fails requests, then the image goes on" {
+    fault_setup
+    error_filter_run "$(fault_seed 206)" -- error=ENOSPC pwrite=0.05
+}
+
+# ----------------------------------------------------------------------
+# create=true: the filter formats the layer below (here a file of
+# garbage and zeroes) when the first client that may write connects;
+# QEMU must accept the result.
+
+# filter_create SEED PARAMS...: format, run the workload, check.
+filter_create ()
+{
+    local seed c=65536 arg
+    write_setup
+    seed=$(write_seed "$1"); shift
+    truncate -s 96M "$img"
+    head -c 1M /dev/urandom | dd of="$img" conv=notrunc status=none
+    truncate -s 48M "$ref"
+    for arg in "$@"; do
+        case "$arg" in cluster-size=*) c=$(numfmt --from=iec "${arg#*=}") ;; esac
+    done
+    WRITE_ROOM=0 start_write_server "$img" create=true size=48M "$@"
+    workload run --uri "$uri" --reference "$ref" --seed "$seed" \
+        --ops "${WRITE_OPS:-300}" --cluster-size "$c"
+    stop_write_server
+    # the layer keeps its size; QEMU finds a clean image of 48 MiB
+    assert_equal "$(stat -c %s "$img")" $((96 * 1024 * 1024))
+    check_clean "$img"
+    qemu-img compare -f qcow2 -F raw "$img" "$ref"
+    assert_equal "$(cluster_size_of "$img")" "$c"
+    # Started again, the image is opened as it is, not formatted again.
+    start_write_server "$img" create=true size=48M "$@"
+    copy_export "$uri" "$BATS_TEST_TMPDIR/again.raw"
+    cmp "$BATS_TEST_TMPDIR/again.raw" "$ref"
+}
+
+@test "filter create: create=true formats the layer below" {
+    filter_create 130
+}
+
+@test "filter create: v2, 512 B clusters" {
+    filter_create 131 compat=0.10 cluster-size=512
+}
+
+@test "filter create: extended L2, 2 MiB clusters, lazy refcounts, preallocation=metadata" {
+    filter_create 132 extended-l2=on cluster-size=2M lazy-refcounts=on \
+        preallocation=metadata
+}
+
+@test "filter create: never under nbdkit -r, nor into a layer too small" {
+    local T=$BATS_TEST_TMPDIR
+    truncate -s 8M "$img"
+    cp "$img" "$T/orig"
+    start_nbdkit -r --filter="$QCOW2_FILTER" file "$img" create=true size=1G
+    run nbdinfo "$uri"
+    assert_failure
+    run grep -c "create=true: the layer below holds no image: it is formatted when a client that may write connects, and nbdkit -r never lets one" "$nbdkit_log"
+    assert_success
+    cmp "$img" "$T/orig"
+    cleanup_servers
+    # 1 GiB with every L2 table preallocated does not fit in 8 MiB.
+    start_nbdkit --filter="$QCOW2_FILTER" file "$img" create=true size=1G \
+        preallocation=metadata
+    run nbdinfo "$uri"
+    assert_failure
+    run grep -E "create: .*the new image needs [0-9]+ bytes, but the file cannot grow past its 8388608" \
+        "$nbdkit_log"
+    assert_success
+    # and refused options are refused at start-up
+    assert_startup_refused --partial "data-file= cannot be given with create=true" \
+        --filter="$QCOW2_FILTER" file "$img" create=true size=1M data-file="$T/orig"
+    assert_startup_refused --partial "backing-file= with create=true needs backing=local" \
+        --filter="$QCOW2_FILTER" file "$img" create=true backing-file=/x backing-format=raw
+}
+
+# ----------------------------------------------------------------------
+# Stacks: the compress filter and the luks filter over the qcow2 filter.
+
+@test "filter stacks: compress over the qcow2 filter stores compressed clusters" {
+    local T=$BATS_TEST_TMPDIR size=$((24 * 1024 * 1024)) compressed
+    load "$BATS_TEST_DIRNAME/compress-functions.bash"
+    compress_requires
+    $MAKE_DISK_IMAGE --seed 3 "$size" "$T/src.raw"
+    qemu-img create -q -f qcow2 -o compression_type=zstd "$img" "$size"
+    truncate -s $((2 * size)) "$img"
+    QCOW2_VIA=filter-file compress_copy "$T/src.raw" "$img"
+    check_clean "$img"
+    qemu-img compare -f raw -F qcow2 "$T/src.raw" "$img"
+    compressed=$(check_field "$img" compressed-clusters)
+    echo "compressed clusters: $compressed"
+    test "$compressed" -gt 0 || fail "no compressed clusters"
+}
+
+@test "filter stacks: luks over the qcow2 filter (a LUKS disk in a qcow2 image)" {
+    local T=$BATS_TEST_TMPDIR pass=stack-pass
+    load "$BATS_TEST_DIRNAME/luks-functions.bash"
+    requires_module "$LUKS_FILTER"
+    make_qemu_luks "$T/vol.luks" 8M "$pass"
+    qemu-io --object "$(qemu_luks_secret "$pass")" --image-opts \
+        "$(qemu_luks_image "$T/vol.luks")" -c 'write -P 0x5c 0 3M' >/dev/null
+    qemu-img convert --object "$(qemu_luks_secret "$pass")" --image-opts \
+        "$(qemu_luks_image "$T/vol.luks")" -O raw "$T/model.raw"
+    # The volume's bytes as the guest disk of a qcow2 image, with room.
+    qemu-img convert -f raw -O qcow2 "$T/vol.luks" "$img"
+    truncate -s 32M "$img"
+
+    start_nbdkit --filter="$LUKS_FILTER" --filter="$QCOW2_FILTER" \
+        file "$img" passphrase="$pass"
+    copy_export "$uri" "$T/ours.raw"
+    cmp "$T/ours.raw" "$T/model.raw"
+    unaligned_writes "$uri" "$T/model.raw"
+    stop_server "$nbdkit_pid"
+
+    # QEMU: the image is clean, and the volume in it decrypts to the model.
+    check_clean "$img"
+    qemu-img convert -f qcow2 -O raw "$img" "$T/vol2.luks"
+    qemu-img compare --object "$(qemu_luks_secret "$pass")" --image-opts \
+        "$(qemu_luks_image "$T/vol2.luks")" "driver=raw,file.filename=$T/model.raw"
 }

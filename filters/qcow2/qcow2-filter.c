@@ -18,6 +18,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@
 
 #include <nbdkit-filter.h>
 
+#include "cleanup.h"
 #include "diag.h"
 #include "glue.h"
 #include "io-next.h"
@@ -120,8 +122,14 @@ qcow2_filter_config_complete (nbdkit_next_config_complete *next,
   }
   if (create_config_check () == -1)
     return -1;
-  if (create_requested ()) {
-    nbdkit_error ("create=true is not supported by the filter yet");
+  if (create_requested () && arg) {
+    nbdkit_error ("data-file= cannot be given with create=true: the filter "
+                  "formats the layer below, not a local data file");
+    return -1;
+  }
+  if (create_backing_file () && files_mode != FILES_LOCAL) {
+    nbdkit_error ("backing-file= with create=true needs backing=local: "
+                  "the filter must open the backing file to serve it");
     return -1;
   }
   if (arg) {
@@ -204,6 +212,14 @@ open_local (const struct qcow2_file_request *req, const char *path)
   return qcow2_local_files.open (qcow2_local_files.opaque, &local);
 }
 
+/* The image: contexts of its own into the layer below. */
+static struct io *
+open_layer (void)
+{
+  return io_next_open_shared (backend, export_name, IMAGE_NAME,
+                              thread_model != NBDKIT_THREAD_MODEL_PARALLEL);
+}
+
 static struct io *
 files_open (void *opaque, const struct qcow2_file_request *req)
 {
@@ -211,8 +227,7 @@ files_open (void *opaque, const struct qcow2_file_request *req)
   struct io *io;
 
   if (req->role == QCOW2_FILE_IMAGE)
-    return io_next_open_shared (backend, export_name, req->name,
-                                thread_model != NBDKIT_THREAD_MODEL_PARALLEL);
+    return open_layer ();
   /* data-file= is the operator's own name for a local file. */
   if (req->role == QCOW2_FILE_DATA && data_file &&
       strcmp (req->name, data_file) == 0)
@@ -240,6 +255,119 @@ files_open (void *opaque, const struct qcow2_file_request *req)
 static const struct qcow2_opener filter_files = { .open = files_open };
 
 /* ---------------------------------------------------------------- */
+/* create=true: format the layer below as a new image, unless it holds
+ * one already (the qcow magic, of qcow2 and qcow v1, at offset 0): that
+ * is opened as it is, as the plugin opens a file that exists.
+ *
+ * Not before a client that may write connects: nbdkit tells a filter
+ * about -r only then, and lets it open the layer below for writing
+ * even under -r.  Until then the image is not open (layer_unformatted),
+ * and a read-only client is refused.
+ */
+
+static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool layer_unformatted;
+
+static bool
+holds_image (struct io *layer, bool *ret)
+{
+  static const unsigned char qcow_magic[4] = { 'Q', 'F', 'I', 0xfb };
+  unsigned char magic[4];
+
+  if (io_pread_zero_padded (layer, magic, sizeof magic, 0) == -1)
+    return false;
+  *ret = memcmp (magic, qcow_magic, sizeof magic) == 0;
+  return true;
+}
+
+static struct io *
+open_new_backing (void)
+{
+  const struct qcow2_file_request req = {
+    .role = QCOW2_FILE_BACKING,
+    .name = create_backing_file (),
+    .named_by = "create=true",
+  };
+  char *path = local_path (&req);
+  struct io *io;
+
+  if (path == NULL)
+    return NULL;
+  io = open_local (&req, path);
+  free (path);
+  return io;
+}
+
+/* At start-up: does the layer below need formatting? */
+static int
+check_layer (void)
+{
+  struct io *layer = open_layer ();
+  bool image;
+  int r = -1;
+
+  if (layer && holds_image (layer, &image)) {
+    layer_unformatted = !image;
+    nbdkit_debug ("create=true: the layer below %s", image
+                  ? "holds an image: opening it as it is"
+                  : "holds no image: formatting it when a client that may "
+                  "write connects");
+    r = 0;
+  }
+  io_close (layer);
+  return r;
+}
+
+static int
+format_layer (void)
+{
+  struct io *layer = open_layer (), *backing = NULL;
+  int r = -1;
+
+  if (layer == NULL)
+    goto out;
+  if (io_make_writable (layer) == -1) {
+    nbdkit_error ("create=true: the layer below cannot be written");
+    goto out;
+  }
+  if (create_backing_file () && (backing = open_new_backing ()) == NULL)
+    goto out;
+  r = create_image_on (layer, backing, glue_passphrase ());
+ out:
+  io_close (backing);
+  io_close (layer);
+  return r;
+}
+
+/* .open: the first client that may write formats the layer and opens
+ * the image.  Failures are final (the passphrase is gone), so every
+ * later client is refused too.
+ */
+static int
+create_on_connect (int readonly)
+{
+  static bool failed;
+  SCOPED_LOCK (&create_lock);
+
+  if (!layer_unformatted)
+    return 0;
+  if (failed || readonly) {
+    nbdkit_error ("create=true: the layer below holds no image%s",
+                  failed ? " (formatting it failed)"
+                  : ": it is formatted when a client that may write "
+                  "connects, and nbdkit -r never lets one");
+    return -1;
+  }
+  if (format_layer () == -1 || glue_open (&img) == -1) {
+    glue_forget_passphrase ();
+    failed = true;
+    return -1;
+  }
+  layer_unformatted = false;
+  return 0;
+}
+
+/* ---------------------------------------------------------------- */
 /* The image, opened once for every connection. */
 
 static int
@@ -247,6 +375,12 @@ qcow2_filter_after_fork (nbdkit_backend *b)
 {
   backend = b;
   glue_opts.opener = &filter_files;
+  if (create_requested () && check_layer () == -1) {
+    glue_forget_passphrase ();
+    return -1;
+  }
+  if (layer_unformatted)
+    return 0;
   return glue_open (&img);
 }
 
@@ -263,7 +397,8 @@ qcow2_filter_open (nbdkit_next_open *next, nbdkit_context *nxdata,
   /* next is not called: the layer below is reached through the shared
    * contexts, and the callbacks below get NULL for next.
    */
-  if (glue_connect (img, readonly) == -1)
+  if (create_on_connect (readonly) == -1 ||
+      glue_connect (img, readonly) == -1)
     return NULL;
   return NBDKIT_HANDLE_NOT_NEEDED;
 }

@@ -18,6 +18,7 @@
 #include <nbdkit-plugin.h>
 
 #include "create-params.h"
+#include "io.h"
 #include "qcow2.h"
 
 static bool create;
@@ -248,4 +249,24 @@ create_image (const char *filename, const char *data_file,
     return -1;
   pending = false;
   return 0;
+}
+
+const char *
+create_backing_file (void)
+{
+  return copts.backing_file;
+}
+
+int
+create_image_on (struct io *image, struct io *backing, const char *passphrase)
+{
+  const struct qcow2_create_files files = {
+    .image = image,
+    .backing = backing,
+  };
+
+  copts.filename = image->name;
+  copts.data_file = NULL;
+  copts.passphrase = passphrase;
+  return qcow2_create_on (&copts, &files);
 }

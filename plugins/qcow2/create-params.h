@@ -31,6 +31,17 @@ extern bool create_pending (void);
 extern int create_image (const char *filename, const char *data_file,
                          const char *passphrase);
 
+/* The same into image, a writable file that cannot grow (the layer
+ * below the qcow2 filter); backing (NULL if none) is the backing file
+ * backing-file= names, opened by the caller.  No data file.
+ */
+struct io;
+extern int create_image_on (struct io *image, struct io *backing,
+                            const char *passphrase);
+
+/* backing-file= as given, or NULL. */
+extern const char *create_backing_file (void);
+
 #define create_config_help \
   "create=true           Make the image if the file does not exist.\n" \
   "size=<SIZE>           Virtual size of a new image.\n" \
