@@ -534,3 +534,54 @@ filter_create ()
     qemu-img compare --object "$(qemu_luks_secret "$pass")" --image-opts \
         "$(qemu_luks_image "$T/vol2.luks")" "driver=raw,file.filename=$T/model.raw"
 }
+
+# ----------------------------------------------------------------------
+# High-latency layers: what the filter asks of the layer below.
+
+@test "filter latency: contiguous clusters in one request below, L2 tables read once" {
+    local T=$BATS_TEST_TMPDIR before
+    qemu-img create -q -f qcow2 -o cluster_size=64k "$img" 64M
+    qemu-io -f qcow2 -c 'write -P 0x21 0 8M' "$img" >/dev/null
+    start_nbdkit -r --filter="$QCOW2_FILTER" --filter=log file "$img" \
+        logfile="$T/below.log"
+    # reads_below: the reads the layer below has seen so far.
+    reads_below () { grep -c ' Read ' "$T/below.log" || true; }
+    before=$(reads_below)
+    nbd_pread "$uri" 0 $((4 * 1024 * 1024)) > "$T/first"
+    grep ' Read ' "$T/below.log" | tail -n +$((before + 1))
+    # one L2 table and one run of 64 clusters
+    assert_equal "$(reads_below)" $((before + 2))
+    run grep -c ' Read .*count=0x400000 ' "$T/below.log"
+    assert_output 1
+    before=$(reads_below)
+    nbd_pread "$uri" $((4 * 1024 * 1024)) $((4 * 1024 * 1024)) > "$T/second"
+    # the L2 table is cached: only the data
+    assert_equal "$(reads_below)" $((before + 1))
+    cmp "$T/first" "$T/second"
+}
+
+@test "filter latency: independent requests go down in parallel" {
+    qemu-img create -q -f qcow2 -o cluster_size=64k "$img" 64M
+    qemu-io -f qcow2 -c 'write -P 0x21 0 16M' "$img" >/dev/null
+    start_nbdkit -r --filter="$QCOW2_FILTER" --filter=delay file "$img" \
+        rdelay=400ms
+    # 8 reads of 64 KiB 1 MiB apart, all in flight at once, after one
+    # read that loads the L2 table: 8 x 400 ms one after another, or
+    # about 400 ms in parallel.
+    run timeout 60 nbdsh -u "$uri" -c '
+import time
+h.pread(512, 0)
+bufs = [nbd.Buffer(65536) for i in range(8)]
+t0 = time.monotonic()
+for i in range(8):
+    h.aio_pread(bufs[i], i * 1048576 + 65536)
+while h.aio_in_flight() > 0:
+    h.poll(-1)
+print("ms=%d" % ((time.monotonic() - t0) * 1000))
+'
+    assert_success
+    echo "$output"
+    [[ "$output" =~ ms=([0-9]+) ]]
+    test "${BASH_REMATCH[1]}" -lt 1600 ||
+        fail "8 reads took ${BASH_REMATCH[1]} ms: not in parallel"
+}
