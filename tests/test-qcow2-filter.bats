@@ -1,10 +1,19 @@
 #!/usr/bin/env bats
 # The qcow2 filter (filters/qcow2): the plugin below holds the image,
 # the filter serves its guest view.  The oracle is QEMU, as for the
-# plugin: the read matrix of test-qcow2-read-matrix.bats through the
-# filter over nbdkit's file plugin and over its nbd plugin (connected
-# to qemu-nbd serving the image file raw) gives the bytes of `qemu-img
-# convert` and the map of qemu-nbd.
+# plugin:
+#  - reads: the read matrix and read features of the plugin's tests
+#    through the filter over nbdkit's file plugin, its nbd plugin
+#    (connected to qemu-nbd serving the image file raw) and its curl
+#    plugin (from lighttpd): the bytes of `qemu-img convert`, the map of
+#    qemu-nbd;
+#  - the backing and data file policy (backing=none|local, backing-dir=,
+#    data-file=) and its refusals;
+#  - writes: the write matrix over the file plugin in image files with
+#    room, a full layer (ENOSPC, still clean), create=true;
+#  - faults of the layer below (nbdkit's error filter under ours),
+#    hostile images, stacks with the compress and luks filters, and
+#    what a high-latency layer sees (nbdkit's log and delay filters).
 
 load "${FUNCTIONS_SH:-$BATS_TEST_DIRNAME/functions.sh}"
 load "$BATS_TEST_DIRNAME/read-functions.bash"
@@ -584,4 +593,28 @@ print("ms=%d" % ((time.monotonic() - t0) * 1000))
     [[ "$output" =~ ms=([0-9]+) ]]
     test "${BASH_REMATCH[1]}" -lt 1600 ||
         fail "8 reads took ${BASH_REMATCH[1]} ms: not in parallel"
+}
+
+# ----------------------------------------------------------------------
+# Over HTTP: nbdkit's curl plugin from a local lighttpd.
+
+@test "filter over curl: the read matrix and compressed clusters over HTTP" {
+    requires lighttpd curl
+    local T=$BATS_TEST_TMPDIR
+    QCOW2_VIA=filter-curl matrix 1.1 65536 16
+    rm -f "$img"
+    QCOW2_VIA=filter-curl matrix 0.10 512 16
+    make_source "$T/src.raw" 3M
+    qemu-img convert -c -O qcow2 -o compression_type=zstd "$T/src.raw" "$T/c.qcow2"
+    QCOW2_VIA=filter-curl REF=$T/src.raw check_image "$T/c.qcow2"
+    # The curl plugin offers writes, which lighttpd refuses: a write
+    # fails with an error, reads go on, and the image is unchanged.
+    cp "$T/c.qcow2" "$T/orig.qcow2"
+    QCOW2_VIA=filter-curl start_ours "$T/c.qcow2"
+    run nbdsh -u "$uri" -c 'h.pwrite(b"x" * 4096, 65536); h.flush()'
+    assert_failure
+    nbd_pread "$uri" 0 4096 > "$T/first"
+    cmp -n 4096 "$T/first" "$T/src.raw"
+    cleanup_servers
+    cmp "$T/c.qcow2" "$T/orig.qcow2"
 }
