@@ -94,6 +94,32 @@ converted ()
 }
 
 
+# Every case of the read matrix (test-qcow2-read-matrix.bats has a test
+# for each): "COMPAT CLUSTER REFCOUNT-BITS" for matrix, "COMPAT CLUSTER"
+# for converted.
+READ_MATRIX_CASES=(
+    "0.10 512 16" "0.10 4096 16" "0.10 65536 16" "0.10 2097152 16"
+    "1.1 512 1" "1.1 512 32" "1.1 4096 64" "1.1 4096 4"
+    "1.1 65536 16" "1.1 65536 2" "1.1 2097152 8" "1.1 2097152 64"
+)
+CONVERTED_CASES=("0.10 512" "1.1 4096" "1.1 65536" "0.10 2097152")
+
+# whole_read_matrix: every case, one after the other.
+whole_read_matrix ()
+{
+    local c
+    for c in "${READ_MATRIX_CASES[@]}"; do
+        echo "== matrix $c"
+        # shellcheck disable=SC2086
+        matrix $c || return 1
+    done
+    for c in "${CONVERTED_CASES[@]}"; do
+        echo "== converted $c"
+        # shellcheck disable=SC2086
+        converted $c || return 1
+    done
+}
+
 # Mixed data: compressible text, machine code, a zero run, a sparse tail.
 make_source ()
 {
