@@ -38,6 +38,17 @@ setup ()
     QCOW2_VIA=filter-nbd whole_read_matrix
 }
 
+@test "filter read over nbd: the nbd plugin's own export= reaches it" {
+    local T=$BATS_TEST_TMPDIR
+    qemu-img create -q -f qcow2 "$img" 4M
+    qemu-io -f qcow2 -c 'write -P 0x42 1M 64k' "$img" >/dev/null
+    qemu-img convert -O raw "$img" "$T/ref.raw"
+    start_qemu_nbd_raw "$img" -r -x disk
+    start_nbdkit -r --filter="$QCOW2_FILTER" nbd socket="$raw_sock" export=disk
+    copy_export "$uri" "$T/ours.raw"
+    cmp "$T/ours.raw" "$T/ref.raw"
+}
+
 # ----------------------------------------------------------------------
 # Reading every kind of image (test-qcow2-read-features.bats' cases).
 

@@ -47,7 +47,6 @@ static enum {
 } files_mode = FILES_REFUSE;
 static char *backing_dir;       /* backing-dir=: for relative names */
 static char *data_file;         /* data-file=, resolved */
-static const char *export_name = "";    /* export= of the layer below */
 
 static int thread_model;        /* the server's, from .get_ready */
 static nbdkit_backend *backend; /* from .after_fork */
@@ -100,10 +99,6 @@ qcow2_filter_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
     backing_dir = nbdkit_realpath (value);
     return backing_dir ? 0 : -1;
   }
-  if (strcmp (key, "export") == 0) {
-    export_name = nbdkit_strdup_intern (value);
-    return export_name ? 0 : -1;
-  }
   r = glue_config (key, value);
   if (r == 0)
     return next (nxdata, key, value);
@@ -148,7 +143,6 @@ qcow2_filter_config_complete (nbdkit_next_config_complete *next,
   "backing=none|local    Serve the image without its backing file, or open\n" \
   "                      the files it names from the local file system.\n" \
   "backing-dir=<DIR>     backing=local: where relative names are found.\n" \
-  "export=<NAME>         The export of the layer below holding the image.\n" \
   glue_config_help
 
 static int
@@ -216,7 +210,10 @@ open_local (const struct qcow2_file_request *req, const char *path)
 static struct io *
 open_layer (void)
 {
-  return io_next_open_shared (backend, export_name, IMAGE_NAME,
+  /* The default export: a plugin's own parameters choose another (the
+   * nbd plugin's export=, which this filter must not take).
+   */
+  return io_next_open_shared (backend, "", IMAGE_NAME,
                               thread_model != NBDKIT_THREAD_MODEL_PARALLEL);
 }
 
