@@ -283,6 +283,31 @@ write_setup ()
         --max-size 20000 --ops 2000
 }
 
+@test "filter write: a dirty image (lazy refcounts, QEMU killed) is repaired inside the layer" {
+    local seed bits
+    write_setup
+    seed=$(write_seed 140)
+    # QEMU killed after writes with lazy refcounts: the refcounts on
+    # disk do not count the new clusters, the dirty bit is set.
+    qemu-img create -q -f qcow2 -o lazy_refcounts=on,cluster_size=4096 "$img" 32M
+    run qemu-io -f qcow2 -c 'write -P 0x31 0 4M' -c 'write -P 0x32 20M 1M' \
+        -c flush -c 'sigraise 9' "$img"
+    bits=$(incompatible_bits "$img")
+    ((bits & 1)) || fail "the image is not dirty (incompatible bits $bits)"
+    run qemu-img check "$img"
+    assert_failure
+    guest_view "$img" "$ref"
+    # The first writable client repairs it (the metadata counted up to
+    # the end of the layer, past the stale refcounts), and writes go on.
+    start_write_server "$img"
+    workload run --uri "$uri" --reference "$ref" --seed "$seed" \
+        --ops 200 --cluster-size 4096
+    stop_write_server
+    check_clean "$img"
+    assert_not_dirty "$img"
+    qemu-img compare -f qcow2 -F raw "$img" "$ref"
+}
+
 # fill_layer CREATE-OPTIONS SEED: an image of 128 MiB in a 12 MiB file,
 # written until the layer is full: the request that found no room fails
 # with ENOSPC and says so, a flush still works, `qemu-img check` finds
