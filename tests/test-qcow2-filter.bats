@@ -264,23 +264,13 @@ write_setup ()
     case_backing 1.1 "" 110
 }
 @test "filter write matrix: external data file (data-file=)" {
-    local data=$BATS_TEST_TMPDIR/test.data seed
     write_setup
-    seed=$(write_seed 111)
-    qemu-img create -q -f qcow2 -o data_file="$data" "$img" 48M
-    prefill "$img" $((48 * 1024 * 1024))
-    guest_view "$img" "$ref"
-    server_args=(data-file="$data")
-    run_workload "$img" 65536 "$seed"
+    server_args=(data-file="$BATS_TEST_TMPDIR/test.data")
+    case_data_file 111
 }
 @test "filter write matrix: 4 connections, 64 requests in flight" {
-    local seed
     write_setup
-    seed=$(write_seed 112)
-    qemu-img create -q -f qcow2 -o cluster_size=4096 "$img" 32M
-    guest_view "$img" "$ref"
-    run_workload "$img" 4096 "$seed" --connections 4 --inflight 64 \
-        --max-size 20000 --ops 2000
+    case_many_connections 112
 }
 
 @test "filter write: a dirty image (lazy refcounts, QEMU killed) is repaired inside the layer" {

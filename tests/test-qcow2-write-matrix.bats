@@ -98,13 +98,7 @@ setup ()
 }
 
 @test "write matrix: 4 connections, 64 requests in flight, small requests" {
-    # many allocations in the same L2 tables and refcount blocks at once
-    local seed
-    seed=$(write_seed 18)
-    qemu-img create -q -f qcow2 -o cluster_size=4096 "$img" 32M
-    guest_view "$img" "$ref"
-    run_workload "$img" 4096 "$seed" --connections 4 --inflight 64 \
-        --max-size 20000 --ops 2000
+    case_many_connections 18
 }
 
 @test "write matrix: backing file, v3" {
@@ -140,23 +134,13 @@ setup ()
 }
 
 @test "write matrix: external data file" {
-    local data=$BATS_TEST_TMPDIR/test.data seed
-    seed=$(write_seed 50)
-    qemu-img create -q -f qcow2 -o data_file="$data" "$img" 48M
-    prefill "$img" $((48 * 1024 * 1024))
-    guest_view "$img" "$ref"
-    run_workload "$img" 65536 "$seed"
+    case_data_file 50
 }
 
 @test "write matrix: external data file, data_file_raw" {
-    local data=$BATS_TEST_TMPDIR/test.data seed
-    seed=$(write_seed 51)
-    qemu-img create -q -f qcow2 -o data_file="$data",data_file_raw=on "$img" 48M
-    prefill "$img" $((48 * 1024 * 1024))
-    guest_view "$img" "$ref"
-    run_workload "$img" 65536 "$seed"
+    case_data_file 51 data_file_raw=on
     # the data file is the guest view itself
-    cmp "$data" "$ref"
+    cmp "$BATS_TEST_TMPDIR/test.data" "$ref"
 }
 
 # case_create SEED PLUGIN-ARGS...: the plugin makes the image itself

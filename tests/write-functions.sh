@@ -351,3 +351,28 @@ case_compressed ()
 
     run_workload "$img" 65536 "$seed"
 }
+
+# case_many_connections SEED: 4 connections, 64 requests in flight,
+# small requests: many allocations in the same L2 tables and refcount
+# blocks at once.
+case_many_connections ()
+{
+    local seed
+    seed=$(write_seed "$1")
+    qemu-img create -q -f qcow2 -o cluster_size=4096 "$img" 32M
+    guest_view "$img" "$ref"
+    run_workload "$img" 4096 "$seed" --connections 4 --inflight 64 \
+        --max-size 20000 --ops 2000
+}
+
+# case_data_file SEED [CREATE-OPTIONS]: an image with an external data
+# file, $BATS_TEST_TMPDIR/test.data.
+case_data_file ()
+{
+    local data=$BATS_TEST_TMPDIR/test.data seed
+    seed=$(write_seed "$1")
+    qemu-img create -q -f qcow2 -o data_file="$data"${2:+,$2} "$img" 48M
+    prefill "$img" $((48 * 1024 * 1024))
+    guest_view "$img" "$ref"
+    run_workload "$img" 65536 "$seed"
+}
