@@ -34,6 +34,8 @@ packages=(
     # tests: the reference tools and the clients
     bats bats-assert bats-support qemu-utils libnbd-bin python3 python3-libnbd
     cryptsetup-bin python3-cryptography
+    # the qcow2 filter over nbdkit's curl plugin (a local web server)
+    lighttpd curl
     # the fuzzers (tests/fuzz/, run briefly by .ci/run)
     clang libclang-rt-14-dev
 )

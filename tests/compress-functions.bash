@@ -20,11 +20,13 @@ compress_requires_python_nbd ()
 }
 
 # compress_copy SRC IMG [PLUGIN-ARGS...]: what virt-v2v -oo compressed
-# does: nbdcopy SRC into IMG through the compress filter.
+# does: nbdcopy SRC into IMG through the compress filter, over our code
+# as QCOW2_VIA says (ours_args in functions.sh).
 compress_copy ()
 {
     local src=$1 img=$2; shift 2
-    nbdkit -U - --filter="$COMPRESS_FILTER" "$QCOW2_PLUGIN" file="$img" "$@" \
+    ours_args "$img" || return 1
+    nbdkit -U - --filter="$COMPRESS_FILTER" "${ours_args[@]}" "$@" \
         --run "nbdcopy --requests=64 --flush '$src' \"\$uri\""
 }
 

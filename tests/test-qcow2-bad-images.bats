@@ -7,60 +7,11 @@
 # sanitizer report (teardown checks those).
 
 load "${FUNCTIONS_SH:-$BATS_TEST_DIRNAME/functions.sh}"
+load "$BATS_TEST_DIRNAME/bad-image-functions.bash"
 
 setup_file ()
 {
-    local d=$BATS_FILE_TMPDIR
-    export GOOD_V3=$d/good-v3.qcow2 GOOD_EXTL2=$d/good-extl2.qcow2
-    export GOOD_V2=$d/good-v2.qcow2 BAD=$d/bad
-
-    # The layout make-bad-images.py expects (see its header).
-    qemu-img create -q -f qcow2 -o cluster_size=4096 "$GOOD_V3" 8M
-    qemu-io -f qcow2 -c "write -P 0x11 0 8k" -c "write -P 0x22 64k 4k" \
-        -c "write -P 0x33 2M 8k" -c "write -P 0x44 4M 4k" "$GOOD_V3" >/dev/null
-    qemu-img create -q -f qcow2 -o cluster_size=65536,extended_l2=on \
-        "$GOOD_EXTL2" 8M
-    qemu-io -f qcow2 -c "write -P 0x55 0 128k" "$GOOD_EXTL2" >/dev/null
-    qemu-img create -q -f qcow2 -o compat=0.10,cluster_size=4096 "$GOOD_V2" 8M
-    qemu-io -f qcow2 -c "write -P 0x66 0 64k" "$GOOD_V2" >/dev/null
-
-    qemu-img convert -O raw "$GOOD_V3" "$d/good-v3.raw"
-    qemu-img convert -O raw "$GOOD_EXTL2" "$d/good-extl2.raw"
-
-    /usr/bin/python3 "$TESTS_SRCDIR/make-bad-images.py" \
-        "$GOOD_V3" "$GOOD_EXTL2" "$GOOD_V2" "$BAD" >"$d/bad-images.list"
-}
-
-# refused_at_open NAME REGEX: nbdkit, read-only and read-write, exits
-# non-zero at start-up (not by a signal, not by the timeout) with an
-# error matching REGEX, and leaves the file as it was.
-refused_at_open ()
-{
-    local img=$BAD/$1.qcow2 regex=$2 mode
-    cp "$img" "$BATS_TEST_TMPDIR/orig"
-    for mode in -r ""; do
-        echo "nbdkit ${mode:-(read-write)}:"
-        # shellcheck disable=SC2086
-        assert_startup_refused "$regex" $mode "$QCOW2_PLUGIN" file="$img" || return 1
-    done
-    cmp "$img" "$BATS_TEST_TMPDIR/orig"
-}
-
-# read_fails NAME BAD_OFFSET GOOD_OFFSET GOOD_RAW REGEX: the server
-# starts; reading 4 KiB at BAD_OFFSET fails, and so does block status
-# over it (assert_read_fails --map).
-read_fails ()
-{
-    local name=$1; shift
-    assert_read_fails --map "$BAD/$name.qcow2" "$@"
-}
-
-# read_fails_payload NAME ...: the same for a well-formed entry whose
-# data is bad: block status does not read the data, and succeeds.
-read_fails_payload ()
-{
-    local name=$1; shift
-    assert_read_fails "$BAD/$name.qcow2" "$@"
+    make_bad_images "$BATS_FILE_TMPDIR"
 }
 
 # The bad images differ from these in one field only.
@@ -138,22 +89,19 @@ read_fails_payload ()
 @test "bad header: encryption header extension of length 8" { refused_at_open crypto-extension-length-8 'encryption header extension has length 8'; }
 
 # --- L1 entries: guest 2 MiB is mapped by L1[1]; guest 0 stays readable ---
-read_fails_l1 () { read_fails "$1" $((2 * 1024 * 1024)) 0 "$BATS_FILE_TMPDIR/good-v3.raw" "$2"; }
 @test "bad L1 entry: reserved bit 0" { read_fails_l1 l1-entry-reserved-bit-0 'L1 entry 1 .*has reserved bits set'; }
 @test "bad L1 entry: reserved bit 56" { read_fails_l1 l1-entry-reserved-bit-56 'L1 entry 1 .*has reserved bits set'; }
 @test "bad L1 entry: L2 table offset unaligned" { read_fails_l1 l1-entry-unaligned 'L2 table offset 0x[0-9a-f]+ in L1 entry 1 is not cluster-aligned'; }
 @test "bad L1 entry: L2 table offset past the end of the file" { read_fails_l1 l1-entry-past-eof 'L2 table offset 0x[0-9a-f]+ in L1 entry 1 is beyond the end of the file'; }
 
 # --- L2 entries: guest 64 KiB is spoiled; guest 0 stays readable ---
-read_fails_l2 () { read_fails "$1" 65536 0 "$BATS_FILE_TMPDIR/good-v3.raw" "$2"; }
 @test "bad L2 entry: reserved bit 1" { read_fails_l2 l2-entry-reserved-bit-1 'L2 entry 0x[0-9a-f]+ at 0x[0-9a-f]+ has reserved bits set'; }
 @test "bad L2 entry: reserved bit 61" { read_fails_l2 l2-entry-reserved-bit-61 'L2 entry 0x[0-9a-f]+ at 0x[0-9a-f]+ has reserved bits set'; }
 @test "bad L2 entry: data offset unaligned" { read_fails_l2 l2-entry-unaligned 'data cluster offset 0x[0-9a-f]+ .*is not cluster-aligned'; }
 @test "bad L2 entry: data offset past the end of the file" { read_fails_l2 l2-entry-past-eof 'data cluster offset 0x[0-9a-f]+ .*is beyond the end of the file'; }
 @test "bad L2 entry: data offset at the end of the file" { read_fails_l2 l2-entry-at-eof 'data cluster offset 0x[0-9a-f]+ .*is beyond the end of the file'; }
-@test "bad L2 entry: compressed cluster that is not deflate data" { read_fails_payload l2-entry-compressed-garbage 65536 0 "$BATS_FILE_TMPDIR/good-v3.raw" '[Cc]ompress|[Ii]nflate|[Dd]eflate'; }
+@test "bad L2 entry: compressed cluster that is not deflate data" { read_fails_payload l2-entry-compressed-garbage 65536 0 "$GOOD_V3_RAW" '[Cc]ompress|[Ii]nflate|[Dd]eflate'; }
 
 # --- extended L2 subcluster bitmaps ---
-read_fails_extl2 () { read_fails "$1" "$2" 0 "$BATS_FILE_TMPDIR/good-extl2.raw" "$3"; }
 @test "bad extended L2 entry: subclusters both allocated and zero" { read_fails_extl2 extl2-alloc-and-zero 65536 'both allocated and zero'; }
 @test "bad extended L2 entry: allocated subclusters without a cluster" { read_fails_extl2 extl2-alloc-without-cluster 131072 'allocated subclusters but no cluster'; }

@@ -7,24 +7,12 @@
 # and the block status map must equal qemu-nbd's.  Images are a few MiB.
 
 load "${FUNCTIONS_SH:-$BATS_TEST_DIRNAME/functions.sh}"
+load "$BATS_TEST_DIRNAME/read-functions.bash"
 
 setup ()
 {
     requires qemu-img qemu-io qemu-nbd nbdinfo nbdcopy
     T=$BATS_TEST_TMPDIR
-}
-
-# Mixed data: compressible text, machine code, a zero run, a sparse tail.
-make_source ()
-{
-    local out=$1 size=$2
-    {
-        head -c 600k /usr/bin/qemu-img
-        base64 /usr/bin/qemu-img | head -c 700k
-        head -c 300k /dev/zero
-        head -c 200k /dev/urandom
-    } > "$out"
-    truncate -s "$size" "$out"
 }
 
 # ----------------------------------------------------------------------
@@ -58,28 +46,6 @@ make_source ()
 
 # ----------------------------------------------------------------------
 # Backing chains
-
-# make_chain DIR CLUSTER: DIR/top.qcow2 -> DIR/sub/mid.qcow2 ->
-# DIR/sub/deeper/base.raw, named relative to each image's directory,
-# with partial overwrites and each layer shorter than the one above.
-make_chain ()
-{
-    local d=$1 cs=$2
-    mkdir -p "$d/sub/deeper"
-    qemu-img create -q -f raw "$d/sub/deeper/base.raw" 3M
-    qemu-io -f raw -c 'write -P 0xa1 0 1M' -c 'write -P 0xa2 2M 100k' \
-        "$d/sub/deeper/base.raw" >/dev/null
-    qemu-img create -q -f qcow2 -o cluster_size=$cs \
-        -b deeper/base.raw -F raw "$d/sub/mid.qcow2" 5M
-    qemu-io -f qcow2 -c 'write -P 0xb1 512k 1M' -c 'write -z 1536k 64k' \
-        -c 'write -P 0xb2 4M 4k' -c 'write -P 0xb3 2900k 300k' \
-        "$d/sub/mid.qcow2" >/dev/null
-    qemu-img create -q -f qcow2 -o cluster_size=$cs \
-        -b sub/mid.qcow2 -F qcow2 "$d/top.qcow2" 8M
-    qemu-io -f qcow2 -c 'write -P 0xc1 100k 8k' -c 'write -z 3M 1M' \
-        -c 'write -P 0xc2 6M 1M' -c 'write -P 0xc3 2047k 2k' \
-        "$d/top.qcow2" >/dev/null
-}
 
 @test "backing: 3-deep chain qcow2 -> qcow2 -> raw, relative names, 4K/64K/2M" {
     for cs in 4k 64k 2M; do
@@ -226,40 +192,6 @@ EOF
 
 # ----------------------------------------------------------------------
 # Internal snapshots
-
-# clip_map SIZE: map_of lines cut at SIZE.
-clip_map ()
-{
-    awk -v size="$1" '$1 < size {
-        len = $1 + $2 > size ? size - $1 : $2
-        printf "%.0f %.0f %d\n", $1, len, $3 }'
-}
-
-# check_snapshot IMG SNAPSHOT: the bytes are those of the snapshot as
-# QEMU applies it (`qemu-img snapshot -a` on a copy: the size it had
-# then); `qemu-img convert -l` and `qemu-nbd -l`, which keep the current
-# size, agree within that size, for the bytes and for the map.
-check_snapshot ()
-{
-    local img=$1 sn=$2 size
-    cp "$img" "$T/applied.qcow2" || return 1
-    qemu-img snapshot -a "$sn" "$T/applied.qcow2" || return 1
-    qemu-img convert -O raw "$T/applied.qcow2" "$T/snap.raw" || return 1
-    size=$(stat -c %s "$T/snap.raw") || return 1
-    qemu-img convert -l "$sn" -O raw "$img" "$T/snap-l.raw" || return 1
-    cmp -n "$size" "$T/snap.raw" "$T/snap-l.raw" || return 1
-
-    start_nbdkit -r "$QCOW2_PLUGIN" file="$img" snapshot="$sn" || return 1
-    start_qemu_nbd "$img" -l "$sn" || return 1
-    assert_equal "$(nbdinfo --size "$uri")" "$size" || return 1
-    copy_export "$uri" "$T/ours.raw" || return 1
-    cmp "$T/ours.raw" "$T/snap.raw" || return 1
-    map_of "$uri" > "$T/map.ours" || return 1
-    map_of "$qemu_uri" > "$T/map.qemu.whole" || return 1
-    clip_map "$size" < "$T/map.qemu.whole" > "$T/map.qemu" || return 1
-    diff -u "$T/map.qemu" "$T/map.ours" || return 1
-    cleanup_servers
-}
 
 @test "snapshots: each snapshot (by name and by ID) and the active layer, 4K/2M" {
     for opts in cluster_size=4k cluster_size=2M extended_l2=on; do

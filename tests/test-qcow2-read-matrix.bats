@@ -6,75 +6,12 @@
 # raw`, and the block status map must equal qemu-nbd's.
 
 load "${FUNCTIONS_SH:-$BATS_TEST_DIRNAME/functions.sh}"
+load "$BATS_TEST_DIRNAME/read-functions.bash"
 
 setup ()
 {
     requires qemu-img qemu-io qemu-nbd nbdinfo nbdcopy
     img=$BATS_TEST_TMPDIR/test.qcow2
-}
-
-# image_size CLUSTER: room for 20 clusters and at least 4 MiB, plus half
-# a cluster (or 1.5 KiB for 512-byte clusters) so the last cluster is
-# partial wherever the cluster size allows.
-image_size ()
-{
-    local c=$1 size=$((20 * $1))
-    ((size < 4 * 1024 * 1024)) && size=$((4 * 1024 * 1024))
-    if ((c > 512)); then echo $((size + c / 2)); else echo $((size + 1536)); fi
-}
-
-# write_scenario IMG CLUSTER SIZE: the same mix of qemu-io operations at
-# every cluster size.  Each line is one kind of L2 entry or one layout.
-write_scenario ()
-{
-    local img=$1 c=$2 size=$3
-    local l2_span=$((c * c / 8))     # guest bytes covered by one L2 table
-    local cmds=(
-        # data over one and a half clusters: a partly written cluster
-        -c "write -P 0x11 0 $((c + c / 2))"
-        # two clusters written together: contiguous on the host
-        -c "write -P 0x22 $((3 * c)) $((2 * c))"
-        # zeroes over half of an allocated cluster: stays data
-        -c "write -z $((3 * c + c / 4)) $((c / 2))"
-        # zeroes over unallocated clusters: zero clusters without data
-        -c "write -z $((6 * c)) $((2 * c))"
-        # data then zeroes, no unmap: zero cluster keeping its offset
-        -c "write -P 0x33 $((8 * c)) $c"
-        -c "write -z $((8 * c)) $c"
-        # data then zeroes with unmap allowed
-        -c "write -P 0x44 $((9 * c)) $c"
-        -c "write -z -u $((9 * c)) $c"
-        # data then discard
-        -c "write -P 0x55 $((10 * c)) $((2 * c))"
-        -c "discard $((10 * c)) $c"
-        # clusters written in reverse order: not contiguous on the host
-        -c "write -P 0x66 $((15 * c)) $c"
-        -c "write -P 0x67 $((14 * c)) $c"
-        # data written as zero bytes is still data
-        -c "write -P 0 $((16 * c)) $c"
-        # the last, partial cluster
-        -c "write -P 0x77 $((size - 1024)) 1024"
-        # a cluster allocated after the tail: host order != guest order
-        -c "write -P 0x88 $((12 * c)) 512"
-    )
-    # A run across an L2 table boundary, where the image has one.
-    if ((2 * l2_span < size)); then
-        cmds+=(-c "write -P 0x99 $((l2_span - c)) $((2 * c))")
-    fi
-    qemu-io -f qcow2 "${cmds[@]}" "$img" >/dev/null
-}
-
-# matrix COMPAT CLUSTER REFCOUNT_BITS
-matrix ()
-{
-    local compat=$1 c=$2 rb=$3 size
-    size=$(image_size "$c")
-    qemu-img create -q -f qcow2 \
-        -o compat="$compat",cluster_size="$c",refcount_bits="$rb" \
-        "$img" "$size"
-    write_scenario "$img" "$c" "$size"
-    qemu-img check -q "$img"
-    check_image "$img"
 }
 
 @test "read matrix: v2, 512 B clusters"          { matrix 0.10 512 16; }
@@ -89,26 +26,6 @@ matrix ()
 @test "read matrix: v3, 64 KiB clusters, 2-bit refcounts"  { matrix 1.1 65536 2; }
 @test "read matrix: v3, 2 MiB clusters, 8-bit refcounts"   { matrix 1.1 2097152 8; }
 @test "read matrix: v3, 2 MiB clusters, 64-bit refcounts"  { matrix 1.1 2097152 64; }
-
-# A raw file with data, zero runs and holes, converted by qemu-img
-# (which leaves zero runs unallocated).
-converted ()
-{
-    local compat=$1 c=$2 raw=$BATS_TEST_TMPDIR/src.raw
-    truncate -s $((5 * 1024 * 1024 + 3 * 512)) "$raw"
-    qemu-io -f raw \
-        -c "write -P 0xa5 0 300k" \
-        -c "write -P 0 300k 200k" \
-        -c "write -P 0x5a 1M 1536" \
-        -c "write -P 0x3c 3M 1M" \
-        -c "write -P 0xc3 $((5 * 1024 * 1024)) 1536" \
-        "$raw" >/dev/null
-    qemu-img convert -f raw -O qcow2 -o compat="$compat",cluster_size="$c" \
-        "$raw" "$img"
-    check_image "$img"
-    # And the guest view is the raw file itself.
-    cmp "$BATS_TEST_TMPDIR/ours.raw" "$raw"
-}
 
 @test "read: qemu-img convert, v2, 512 B clusters"   { converted 0.10 512; }
 @test "read: qemu-img convert, v3, 4 KiB clusters"   { converted 1.1 4096; }

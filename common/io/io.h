@@ -53,6 +53,10 @@ struct io {
   const struct io_ops *ops;
   const char *name;             /* for messages */
   bool readonly;
+  /* The file cannot grow (a layer of nbdkit, a block device): writes
+   * must stay below io_size, and io_truncate fails.
+   */
+  bool fixed_size;
 };
 
 static inline int

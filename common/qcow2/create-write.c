@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -122,9 +123,30 @@ create_write_image (struct io *io, const struct qcow2_create_options *o,
       (o->encrypt == QCOW2_ENCRYPT_LUKS &&
        create_write_luks_header (io, o, l) == -1))
     return -1;
-  if (io_truncate (io, l->file_end) == -1)
+  /* A file that cannot grow keeps its length (create_check_room). */
+  if (!io->fixed_size && io_truncate (io, l->file_end) == -1)
     return -1;
   return io_flush (io);
+}
+
+/* A file that cannot grow must hold the whole new image. */
+int
+create_check_room (struct io *io, const struct layout *l)
+{
+  uint64_t end = MAX (l->file_end, l->falloc_start + l->falloc_length);
+  int64_t size;
+
+  if (!io->fixed_size)
+    return 0;
+  size = io_size (io);
+  if (size == -1)
+    return -1;
+  if ((uint64_t) size >= end)
+    return 0;
+  diag_error ("create: %s: the new image needs %" PRIu64 " bytes, but the "
+              "file cannot grow past its %" PRIi64, io->name, end, size);
+  errno = ENOSPC;
+  return -1;
 }
 
 /* preallocation=falloc|full: the file system allocates the range (the

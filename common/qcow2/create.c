@@ -83,7 +83,8 @@ qcow2_create_on (const struct qcow2_create_options *opts,
   if (o.encrypt == QCOW2_ENCRYPT_LUKS && layout_alloc_luks_area (&l, &o) == -1)
     goto out;
 
-  if (create_allocate_range (f->image, l.falloc_start, l.falloc_length) == -1 ||
+  if (create_check_room (f->image, &l) == -1 ||
+      create_allocate_range (f->image, l.falloc_start, l.falloc_length) == -1 ||
       (o.data_file && create_data_file (f->data, l.data_end, allocate) == -1) ||
       create_write_image (f->image, &o, &l, size, refcount_bits) == -1)
     goto out;

@@ -157,6 +157,8 @@ extern int create_write_image (struct io *io,
                                const struct qcow2_create_options *o,
                                const struct layout *l, uint64_t size,
                                unsigned refcount_bits);
+/* Fail with ENOSPC where io cannot grow to hold the image of l. */
+extern int create_check_room (struct io *io, const struct layout *l);
 extern int create_allocate_range (struct io *io, uint64_t offset,
                                   uint64_t length);
 extern int create_data_file (struct io *io, uint64_t length, bool allocate);

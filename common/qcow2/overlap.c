@@ -222,6 +222,18 @@ overlap_index_build (struct qcow2_image *img)
   return metadata_for_each (img, MD_CACHED, add_range, NULL);
 }
 
+uint64_t
+overlap_end (const struct qcow2_image *img)
+{
+  const struct overlap_index *x = img->w->overlap;
+  uint64_t end = 0;
+
+  /* Keys are cluster index + 1: the largest is the end. */
+  for (uint64_t i = 0; i < x->nr_slots; i++)
+    end = MAX (end, slot_key (x->slots[i]));
+  return end;
+}
+
 void
 overlap_index_free (struct qcow2_image *img)
 {

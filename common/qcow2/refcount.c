@@ -5,6 +5,13 @@
  * New refcount blocks and grown refcount tables are placed past the end
  * of everything (end_cluster), where nothing can be in the way; data
  * reuses free space first.
+ *
+ * A file that cannot grow (io fixed_size: a layer of nbdkit, a block
+ * device) has room only below its end (limit_cluster).  There the end
+ * of everything is where the clusters in use end, not the end of the
+ * file, and an allocation that would reach past the file fails with
+ * ENOSPC (a lack of room, see write-state.h) before it changes
+ * anything.
  */
 #include <config.h>
 
@@ -64,6 +71,40 @@ load_reftable (struct qcow2_image *img)
   return 0;
 }
 
+static int get_block (struct qcow2_image *img, uint64_t b,
+                      struct meta_table **t);
+
+/* The first cluster past every cluster in use: past the last cluster
+ * with a refcount, and past all metadata.  Found from the top: usually
+ * one refcount block is read.
+ */
+static int
+used_end (struct qcow2_image *img, uint64_t *end)
+{
+  struct write_state *w = img->w;
+  const uint64_t per_block = entries_per_block (img);
+
+  *end = MAX (overlap_end (img), UINT64_C (1));
+  for (uint64_t b = w->reftable_entries; b-- > 0; ) {
+    struct meta_table *t;
+    uint64_t i = per_block;
+
+    if (w->reftable[b] == 0)
+      continue;
+    if (get_block (img, b, &t) == -1)
+      return -1;
+    while (i > 0 && refblock_get (t->data, i - 1,
+                                  img->hdr.refcount_order) == 0)
+      i--;
+    meta_cache_put (w->refblock_cache, t);
+    if (i > 0) {
+      *end = MAX (*end, b * per_block + i);
+      break;
+    }
+  }
+  return 0;
+}
+
 int
 refcount_init (struct qcow2_image *img)
 {
@@ -73,13 +114,25 @@ refcount_init (struct qcow2_image *img)
   w->rb_bits = refblock_bits (img->cluster_bits, order);
   w->refcount_max = refcount_max (order);
   w->end_cluster = DIV_ROUND_UP (img->file_size, img->cluster_size);
+  w->limit_cluster = UINT64_MAX;
   w->free_hint = 0;
   w->refblock_cache = meta_cache_create (img->cluster_size, REFBLOCK_CACHE_SIZE);
   if (w->refblock_cache == NULL)
     return -1;
-  if (load_reftable (img) == -1)
+  if (load_reftable (img) == -1 ||
+      overlap_index_build (img) == -1)
     return -1;
-  return overlap_index_build (img);
+  if (!img->file->fixed_size)
+    return 0;
+  w->limit_cluster = img->file_size >> img->cluster_bits;
+  if (used_end (img, &w->end_cluster) == -1)
+    return -1;
+  diag_debug ("%s: the file cannot grow: clusters in use end at %" PRIu64
+              ", room for %" PRIu64 " more", img->filename,
+              w->end_cluster << img->cluster_bits,
+              w->limit_cluster > w->end_cluster
+              ? w->limit_cluster - w->end_cluster : 0);
+  return 0;
 }
 
 void
@@ -98,6 +151,21 @@ refcount_max_run (const struct qcow2_image *img)
 {
   /* Half a refcount block's span keeps the search cheap. */
   return entries_per_block (img) / 2;
+}
+
+/* Fail with ENOSPC unless clusters up to index end (exclusive) fit in
+ * a file that cannot grow.
+ */
+static int
+check_room (struct qcow2_image *img, uint64_t end)
+{
+  if (end <= img->w->limit_cluster)
+    return 0;
+  diag_error ("%s: no room left: the file cannot grow past its %" PRIu64
+              " bytes and has no free clusters for this request",
+              img->filename, img->w->limit_cluster << img->cluster_bits);
+  errno = ENOSPC;
+  return -1;
 }
 
 /* Reserve n clusters past the end of everything. */
@@ -145,6 +213,9 @@ grow_reftable (struct qcow2_image *img, uint64_t needed)
     errno = EFBIG;
     return -1;
   }
+  /* The table, and the blocks that will count it. */
+  if (check_room (img, t + k + 2) == -1)
+    return -1;
   table = realloc (w->reftable, new_entries * 8);
   if (table == NULL) {
     diag_error ("realloc: %m");
@@ -187,6 +258,9 @@ ensure_block (struct qcow2_image *img, uint64_t b)
     return -1;
   if (w->reftable[b])
     return 0;
+  /* The block, and room for the block that may have to count it. */
+  if (check_room (img, w->end_cluster + 3) == -1)
+    return -1;
   home = reserve_at_end (img, 1);
   if (claim_metadata_space (img, home << img->cluster_bits,
                             img->cluster_size) == -1 ||
@@ -289,13 +363,32 @@ find_free_run (struct qcow2_image *img, uint64_t n)
   return start;
 }
 
+/* A run that refcount_alloc could not count in full (no room for a
+ * refcount block) is given back: the blocks its counted clusters are
+ * in exist, so this allocates nothing.
+ */
+static int
+uncount_run (struct qcow2_image *img, uint64_t start, uint64_t end,
+             uint64_t free_hint)
+{
+  int e = errno;
+
+  for (uint64_t c = start; c < end; c++)
+    if (set_count (img, c, 0) == -1)
+      return write_failed (img);
+  img->w->free_hint = free_hint;
+  errno = e;
+  return -1;
+}
+
 int64_t
 refcount_alloc (struct qcow2_image *img, uint64_t n)
 {
   struct write_state *w = img->w;
+  uint64_t hint = w->free_hint;
   int64_t start = find_free_run (img, n);
 
-  if (start == -1)
+  if (start == -1 || check_room (img, start + n) == -1)
     return -1;
   /* Like QEMU, holes too small for this run are skipped from now on,
    * until a release lowers the hint again: no rescans from the start.
@@ -305,7 +398,7 @@ refcount_alloc (struct qcow2_image *img, uint64_t n)
     reserve_at_end (img, start + n - w->end_cluster);
   for (uint64_t c = start; c < (uint64_t) start + n; c++)
     if (set_count (img, c, 1) == -1)
-      return -1;
+      return uncount_run (img, start, c, hint);
   if (check_no_overlap (img, (uint64_t) start << img->cluster_bits,
                         n << img->cluster_bits) == -1)
     return -1;

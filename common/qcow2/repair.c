@@ -134,7 +134,13 @@ refcount_rebuild (struct qcow2_image *img)
   int r = -1;
 
   diag_debug ("%s: dirty image: rebuilding refcounts", img->filename);
+  /* In a file that cannot grow, end_cluster is where the stored
+   * refcounts end (refcount.c), and the metadata may use clusters past
+   * it: count up to the end of the file.
+   */
   c.nr = img->w->end_cluster;
+  if (img->file->fixed_size)
+    c.nr = MAX (c.nr, DIV_ROUND_UP (img->file_size, img->cluster_size));
   c.max = MIN (img->w->refcount_max, (uint64_t) UINT32_MAX);
   c.budget = MAX_ENTRIES_WALKED;
   c.n = calloc (c.nr ? c.nr : 1, sizeof *c.n);
@@ -148,6 +154,9 @@ refcount_rebuild (struct qcow2_image *img)
   /* New refcount blocks land past end_cluster, outside this loop, and
    * count themselves.
    */
+  while (c.nr > img->w->end_cluster && c.n[c.nr - 1] == 0)
+    c.nr--;
+  img->w->end_cluster = MAX (img->w->end_cluster, c.nr);
   for (uint64_t i = 0; i < c.nr; i++) {
     uint64_t stored;
 

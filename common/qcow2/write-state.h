@@ -31,6 +31,10 @@ struct write_state {
   uint64_t refcount_max;
   uint64_t free_hint;           /* no free cluster below this index */
   uint64_t end_cluster;         /* first cluster index past everything */
+  /* Where the file cannot grow (io fixed_size): the first cluster index
+   * past its end, which nothing may reach (ENOSPC); else UINT64_MAX.
+   */
+  uint64_t limit_cluster;
 
   /* Refcount drops wait until the pointers that used the clusters are
    * gone on disk (the ordering rules in writeback.c), so freed clusters
@@ -207,6 +211,8 @@ extern void overlap_remove (struct qcow2_image *img, uint64_t offset,
                             uint64_t bytes);
 extern int check_no_overlap (struct qcow2_image *img, uint64_t offset,
                              uint64_t bytes);
+/* The first cluster index past every cluster in the index. */
+extern uint64_t overlap_end (const struct qcow2_image *img);
 
 /* repair.c: rebuild every refcount from the metadata (a dirty image). */
 extern int refcount_rebuild (struct qcow2_image *img);

@@ -18,6 +18,7 @@
 #include <nbdkit-plugin.h>
 
 #include "create-params.h"
+#include "io.h"
 #include "qcow2.h"
 
 static bool create;
@@ -188,7 +189,7 @@ create_config (const char *key, const char *value)
 }
 
 int
-create_config_complete (const char *filename)
+create_config_check (void)
 {
   if (!create) {
     if (option_given) {
@@ -203,7 +204,22 @@ create_config_complete (const char *filename)
     return -1;
   }
   copts.size_from_backing = !size_given;
+  return 0;
+}
 
+bool
+create_requested (void)
+{
+  return create;
+}
+
+int
+create_config_complete (const char *filename)
+{
+  if (create_config_check () == -1)
+    return -1;
+  if (!create)
+    return 0;
   if (access (filename, F_OK) == 0) {
     nbdkit_debug ("%s exists: opening it as it is", filename);
     return 0;
@@ -233,4 +249,24 @@ create_image (const char *filename, const char *data_file,
     return -1;
   pending = false;
   return 0;
+}
+
+const char *
+create_backing_file (void)
+{
+  return copts.backing_file;
+}
+
+int
+create_image_on (struct io *image, struct io *backing, const char *passphrase)
+{
+  const struct qcow2_create_files files = {
+    .image = image,
+    .backing = backing,
+  };
+
+  copts.filename = image->name;
+  copts.data_file = NULL;
+  copts.passphrase = passphrase;
+  return qcow2_create_on (&copts, &files);
 }

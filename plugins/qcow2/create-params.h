@@ -9,8 +9,14 @@
  */
 extern int create_config (const char *key, const char *value);
 
-/* Check the creation parameters together, and decide whether the image
- * is to be made: create=true and the file does not exist.
+/* Check the creation parameters together. */
+extern int create_config_check (void);
+
+/* create=true was given (after create_config_check). */
+extern bool create_requested (void);
+
+/* create_config_check, then decide whether the image is to be made:
+ * create=true and the file does not exist.
  */
 extern int create_config_complete (const char *filename);
 
@@ -24,6 +30,17 @@ extern bool create_pending (void);
  */
 extern int create_image (const char *filename, const char *data_file,
                          const char *passphrase);
+
+/* The same into image, a writable file that cannot grow (the layer
+ * below the qcow2 filter); backing (NULL if none) is the backing file
+ * backing-file= names, opened by the caller.  No data file.
+ */
+struct io;
+extern int create_image_on (struct io *image, struct io *backing,
+                            const char *passphrase);
+
+/* backing-file= as given, or NULL. */
+extern const char *create_backing_file (void);
 
 #define create_config_help \
   "create=true           Make the image if the file does not exist.\n" \
