@@ -40,7 +40,7 @@ randread-alloc|read-bench.sh|2.0|1|fio 4K randread QD32 x 2, allocated 4 GiB
 randread-zlib|compressed-read-bench.sh|2.0|1|fio 4K randread QD32 x 2, zlib image
 randwrite-fresh|write-bench.sh|1.5|1|fio 4K randwrite QD32 x 2, 10 s, fresh 256 GiB
 randwrite-prealloc|write-bench.sh|1.5|1|fio 4K randwrite QD32 x 2, preallocated
-randwrite-overlay|write-bench.sh|1.5|1|fio 4K randwrite QD32 x 2, fresh overlay, 16 GiB 64K backing
+randwrite-overlay|write-bench.sh|1.5|1|fio 4K randwrite QD32 x 2, fresh overlay, 12 GiB 64K backing
 seq-write|write-bench.sh|1.5|0|nbdcopy --flush 1 GiB into a fresh image
 compwrite-zlib|compress-bench.sh|4.0|0|compress filter, zlib (size <= 1.05 x qemu)
 compwrite-zstd|compress-bench.sh|1.5|0|compress filter, zstd (size <= 1.05 x qemu)
