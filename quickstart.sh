@@ -34,8 +34,9 @@ packages=(
     # tests: the reference tools and the clients
     bats bats-assert bats-support qemu-utils libnbd-bin python3 python3-libnbd
     cryptsetup-bin python3-cryptography
-    # the qcow2 filter over nbdkit's curl plugin (a local web server)
-    lighttpd curl
+    # the qcow2 filter over nbdkit's curl plugin (a local web server),
+    # and QEMU's http driver beside it (bench/filter-bench.sh)
+    lighttpd curl qemu-block-extra
     # the fuzzers (tests/fuzz/, run briefly by .ci/run)
     clang libclang-rt-14-dev
 )

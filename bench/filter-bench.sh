@@ -1,0 +1,137 @@
+#!/bin/bash
+# The qcow2 filter's rows (issue 12), each side by side in one run:
+#
+#   filter-read      nbdcopy of a SIZE image to null:, the filter over
+#                    nbdkit's file plugin against our plugin on the same
+#                    file (goal: the filter at most 10 % slower)
+#   filter-latency   the same over a layer 1 ms away: nbdkit's file
+#                    plugin under its delay filter (rdelay=1ms), read by
+#                    the filter through the nbd plugin, and by qemu-nbd
+#                    through QEMU's nbd block driver (goal: 2 x)
+#   filter-http      the same from lighttpd on 127.0.0.1: the filter over
+#                    the curl plugin, qemu-nbd over QEMU's http driver
+#                    (qemu-block-extra) (goal: 1.5 x)
+#   filter-randwrite fio 4K random writes, QD32 x 2, RUNTIME s, into a
+#                    preallocated (falloc) image: the filter over the
+#                    file plugin against qemu-nbd (goal: 1.5 x)
+#
+#   bench/filter-bench.sh [ROUNDS]
+#
+# Environment: ROUNDS (default 3), ROWS (a subset of the rows above),
+# SIZE (default 1G; the latency and HTTP rows read LATENCY_SIZE,
+# default 256M), PREALLOC_SIZE (default 4G), RUNTIME (default 10),
+# BUILDDIR, WORKDIR (see lib.sh).  Prints the rows as @row lines.
+
+set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_init
+bench_need nbdkit qemu-nbd qemu-img nbdcopy nbdsh
+rounds=${1:-${ROUNDS:-3}}
+size=${SIZE:-1G}
+lsize=${LATENCY_SIZE:-256M}
+psize=${PREALLOC_SIZE:-4G}
+filter=$builddir/qcow2-filter.so
+test -e "$filter" || { echo "$0: $filter not built (run make)" >&2; exit 1; }
+
+# image_of SIZE: a qcow2 image (64 KiB clusters) of SIZE of real data.
+image_of ()
+{
+    local raw=$workdir/data-$1.raw img=$workdir/data-$1-filter.qcow2
+    make_data_raw "$raw" "$1"
+    if ! test -f "$img"; then
+        qemu-img convert -f raw -O qcow2 "$raw" "$img.tmp"
+        mv "$img.tmp" "$img"
+    fi
+    cat "$img" >/dev/null       # warm the page cache
+    echo "$img"
+}
+
+copy_once () { result=$(mibs "$bytes" "$(seconds nbdcopy "${nbd_uri[$1]}" null:)"); }
+
+# read_row KEY WORKLOAD A B: alternate nbdcopy over the servers A and
+# B (already serving), print the row (A against B), stop them.
+read_row ()
+{
+    local row_ours=$3 row_qemu=$4
+    same_data "$3" "$4"
+    for s in "$3" "$4"; do copy_once "$s"; done     # warm-up
+    alternate "$rounds" copy_once "$3" "$4"
+    emit_row "$1" "$2" MiB/s
+    unserve "$3"
+    unserve "$4"
+    reset_results
+}
+
+if want_row filter-read; then
+    img=$(image_of "$size")
+    bytes=$(qemu-img info --output=json "$img" |
+        /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["virtual-size"])')
+    RO=1 serve filter nbdkit --filter="$filter" file "$img"
+    RO=1 serve plugin ours "$img"
+    echo "filter-read: the filter over the file plugin / our plugin, MiB/s" >&2
+    read_row filter-read "nbdcopy $size to null:, filter / plugin" filter plugin
+fi
+
+if want_row filter-latency; then
+    img=$(image_of "$lsize")
+    bytes=$(stat -c %s "$workdir/data-$lsize.raw")
+    RO=1 serve below nbdkit --filter=delay file "$img" rdelay=1ms
+    below=$tmp/below.sock
+    RO=1 serve ours nbdkit --filter="$filter" nbd socket="$below"
+    RO=1 serve qemu qemu --image-opts \
+        "driver=qcow2,file.driver=nbd,file.server.type=unix,file.server.path=$below"
+    echo "filter-latency: reads 1 ms away, MiB/s" >&2
+    read_row filter-latency "nbdcopy $lsize to null:, layer 1 ms away" ours qemu
+    unserve below
+fi
+
+if want_row filter-http; then
+    bench_need lighttpd
+    img=$(image_of "$lsize")
+    bytes=$(stat -c %s "$workdir/data-$lsize.raw")
+    port=$(/usr/bin/python3 -c 'import socket; s = socket.socket()
+s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    cat >"$tmp/http.conf" <<EOF
+server.document-root = "$(dirname "$img")"
+server.bind = "127.0.0.1"
+server.port = $port
+mimetype.assign = ("" => "application/octet-stream")
+EOF
+    lighttpd -D -f "$tmp/http.conf" </dev/null >"$tmp/http.log" 2>&1 &
+    spid[http]=$!
+    url=http://127.0.0.1:$port/$(basename "$img")
+    for ((i = 0; i < 100; i++)); do
+        nbdkit -U - curl url="$url" --run 'nbdinfo --size "$uri"' >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    RO=1 serve ours nbdkit --filter="$filter" curl url="$url"
+    RO=1 serve qemu qemu --image-opts "driver=qcow2,file.driver=http,file.url=$url"
+    echo "filter-http: reads from lighttpd on 127.0.0.1, MiB/s" >&2
+    read_row filter-http "nbdcopy $lsize to null:, HTTP" ours qemu
+    kill "${spid[http]}"
+    unset "spid[http]"
+fi
+
+if want_row filter-randwrite; then
+    bench_need fio
+    fio_has_nbd || { echo "$0: this fio has no nbd engine" >&2; exit 1; }
+    img=$workdir/filter-randwrite.qcow2
+    write_once ()
+    {
+        rm -f "$img"
+        qemu-img create -q -f qcow2 -o preallocation=falloc "$img" "$psize"
+        case $1 in
+        ours) serve ours nbdkit --filter="$filter" file "$img" ;;
+        qemu) serve qemu qemu -f qcow2 "$img" ;;
+        esac
+        result=$(fio_iops "${nbd_uri[$1]}" randwrite)
+        unserve "$1"
+        qemu-img check -q "$img"
+    }
+    echo "filter-randwrite: fio 4K randwrite QD32 x 2 into a falloc image, IOPS" >&2
+    alternate "$rounds" write_once ours qemu
+    emit_row filter-randwrite "fio 4K randwrite QD32 x 2, falloc $psize, over the file plugin" IOPS
+    rm -f "$img"
+    reset_results
+fi
