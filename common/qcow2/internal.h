@@ -198,6 +198,9 @@ extern int cluster_map_shared (struct qcow2_image *img, uint64_t offset,
                                uint64_t max_len, struct mapping *m);
 /* Validate an L1 entry; returns the L2 table offset (0 = none) or -1. */
 extern int64_t l1_entry_l2_offset (struct qcow2_image *img, uint32_t index);
+/* The same for entry e of any L1 table (a snapshot's). */
+extern int64_t l1_entry_check (struct qcow2_image *img, uint64_t e,
+                               uint32_t index);
 
 /* image.c: report corruption found in metadata; returns -1, errno EIO. */
 extern int image_corrupt (struct qcow2_image *img, const char *fs, ...)

@@ -69,6 +69,7 @@ named_file_open (const struct qcow2_image *img,
     .name = name,
     .named_by = role == QCOW2_FILE_IMAGE ? NULL : img->filename,
     .probe = probe,
+    .for_writing = role == QCOW2_FILE_BACKING && opts->writable_backing,
   };
 
   if (opts->opener == NULL) {

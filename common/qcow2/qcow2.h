@@ -41,6 +41,8 @@ struct qcow2_file_request {
   const char *named_by;         /* the image naming it; NULL for the image */
   bool probe;                   /* a name that may not exist: fail with
                                    ENOENT silently where it does not */
+  bool for_writing;             /* a backing file that will be written
+                                   (qcow2_commit): else they never are */
 };
 
 struct qcow2_opener {
@@ -67,6 +69,8 @@ struct qcow2_options {
   enum qcow2_backing_mode backing;
   const char *data_file;        /* overrides the data file extension; NULL = as recorded */
   const char *snapshot;         /* export this internal snapshot, read-only */
+  bool writable_backing;        /* the backing file (not those below it) may
+                                   be written: for qcow2_commit */
   const char *passphrase;       /* for encrypted images (and their backing files) */
   unsigned max_chain_depth;     /* 0 = default (16, as QEMU) */
   /* Caps on the LUKS key derivation of encrypted images; 0s = defaults. */

@@ -152,6 +152,12 @@ extern int l2_for_write (struct qcow2_image *img, uint64_t l1_index,
                          struct meta_table **t);
 extern void l2_store_entry (struct qcow2_image *img, struct meta_table *t,
                             uint64_t index, uint64_t entry, uint64_t bitmap);
+/* The host bytes an entry holds in the image file (refcounted): false
+ * for none (unallocated, zero without a cluster, an external data file).
+ */
+extern bool l2_entry_host_range (const struct qcow2_image *img,
+                                 const struct l2_entry *d,
+                                 uint64_t *host, uint64_t *len);
 /* Release the clusters an entry points at (deferred). */
 extern int l2_release_entry (struct qcow2_image *img,
                              const struct l2_entry *d);
