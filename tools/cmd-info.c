@@ -25,21 +25,6 @@ compression_name (const struct qcow2_info *in)
   return in->compression_type == 1 ? "zstd" : "zlib";
 }
 
-/* qemu-img's sizes for people: three significant digits of the largest
- * power of 1024 that leaves at least 0.9765625 (1000/1024).
- */
-static void
-human_size (uint64_t bytes, char *buf, size_t len)
-{
-  static const char *const prefix[] = { "", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei" };
-  int e = 0, i;
-
-  frexp (bytes / (1000.0 / 1024.0), &e);
-  i = e > 0 ? (e - 1) / 10 : 0;
-  snprintf (buf, len, "%0.3g %sB", (double) bytes / (double) (UINT64_C (1) << (i * 10)),
-            prefix[i]);
-}
-
 /* The allocated bytes of the image and its data file, as qemu-img sums
  * its files.
  */
@@ -164,26 +149,6 @@ raw_json (const struct qcow2_backing_info *b, const char *name)
 }
 
 static void
-print_snapshot_line (const struct qcow2_snapshot_info *sn)
-{
-  char size[32], date[32] = "", clock[32], icount[32] = "";
-  time_t t = sn->date_sec;
-  struct tm tm;
-  uint64_t secs = sn->vm_clock_nsec / 1000000000;
-
-  human_size (sn->vm_state_size, size, sizeof size);
-  if (localtime_r (&t, &tm))
-    strftime (date, sizeof date, "%Y-%m-%d %H:%M:%S", &tm);
-  snprintf (clock, sizeof clock, "%02" PRIu64 ":%02u:%02u.%03u",
-            secs / 3600, (unsigned) (secs / 60 % 60), (unsigned) (secs % 60),
-            (unsigned) (sn->vm_clock_nsec / 1000000 % 1000));
-  if (sn->has_icount)
-    snprintf (icount, sizeof icount, "%" PRIu64, sn->icount);
-  printf ("%-9s %-16s %8s%20s%13s%11s\n", sn->id, sn->name, size, date,
-          clock, icount);
-}
-
-static void
 print_format_specific (const struct qcow2_info *in)
 {
   printf ("Format specific information:\n"
@@ -207,7 +172,7 @@ print_size_line (const char *what, uint64_t bytes, bool exact)
 {
   char buf[32];
 
-  human_size (bytes, buf, sizeof buf);
+  tool_human_size (bytes, buf, sizeof buf);
   if (exact)
     printf ("%s: %s (%" PRIu64 " bytes)\n", what, buf, bytes);
   else
@@ -240,12 +205,8 @@ print_qcow2 (const struct qcow2_image *img, const char *name)
     printf ("backing file format: %s\n", in.backing_format);
   if (in.dirty)
     printf ("cleanly shut down: no\n");
-  if (in.nb_snapshots) {
-    printf ("Snapshot list:\n%-10s%-17s%8s%20s%13s%11s\n",
-            "ID", "TAG", "VM SIZE", "DATE", "VM CLOCK", "ICOUNT");
-    for (uint32_t i = 0; i < in.nb_snapshots; i++)
-      print_snapshot_line (&in.snapshots[i]);
-  }
+  if (in.nb_snapshots)
+    tool_print_snapshot_list (&in);
   if (!in.qcow1)
     print_format_specific (&in);
   free (below);

@@ -14,6 +14,9 @@
 
 static const struct tool_command commands[] = {
   { "info", cmd_info, "[--output=human|json] [--backing-chain] IMAGE" },
+  { "snapshot", cmd_snapshot, "[-l | -c NAME | -d NAME | -a NAME] IMAGE" },
+  { "resize", cmd_resize, "[--shrink] IMAGE [+|-]SIZE" },
+  { "commit", cmd_commit, "IMAGE" },
 };
 #define NR_COMMANDS (sizeof commands / sizeof commands[0])
 

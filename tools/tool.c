@@ -4,13 +4,16 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "checked-overflow.h"
 #include "qcow2.h"
+#include "qcow2-info.h"
 #include "tool.h"
 
 enum {
@@ -142,6 +145,7 @@ tool_open (const char *filename, unsigned flags)
     .readonly = !(flags & TOOL_OPEN_WRITABLE),
     .backing = (flags & TOOL_OPEN_NO_BACKING) ? QCOW2_BACKING_NONE
                : QCOW2_BACKING_AUTO,
+    .writable_backing = (flags & TOOL_OPEN_WRITABLE_BACKING) != 0,
   };
   struct qcow2_image *img;
 
@@ -276,4 +280,48 @@ tool_json_print (json_object *value)
                                                    JSON_C_TO_STRING_SPACED |
                                                    JSON_C_TO_STRING_NOSLASHESCAPE));
   json_object_put (value);
+}
+
+/* qemu-img's sizes for people: three significant digits of the largest
+ * power of 1024 that leaves at least 0.9765625 (1000/1024).
+ */
+void
+tool_human_size (uint64_t bytes, char *buf, size_t len)
+{
+  static const char *const prefix[] = { "", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei" };
+  int e = 0, i;
+
+  frexp (bytes / (1000.0 / 1024.0), &e);
+  i = e > 0 ? (e - 1) / 10 : 0;
+  snprintf (buf, len, "%0.3g %sB", (double) bytes / (double) (UINT64_C (1) << (i * 10)),
+            prefix[i]);
+}
+
+static void
+print_snapshot_line (const struct qcow2_snapshot_info *sn)
+{
+  char size[32], date[32] = "", clock[32], icount[32] = "";
+  time_t t = sn->date_sec;
+  struct tm tm;
+  uint64_t secs = sn->vm_clock_nsec / 1000000000;
+
+  tool_human_size (sn->vm_state_size, size, sizeof size);
+  if (localtime_r (&t, &tm))
+    strftime (date, sizeof date, "%Y-%m-%d %H:%M:%S", &tm);
+  snprintf (clock, sizeof clock, "%02" PRIu64 ":%02u:%02u.%03u",
+            secs / 3600, (unsigned) (secs / 60 % 60), (unsigned) (secs % 60),
+            (unsigned) (sn->vm_clock_nsec / 1000000 % 1000));
+  if (sn->has_icount)
+    snprintf (icount, sizeof icount, "%" PRIu64, sn->icount);
+  printf ("%-9s %-16s %8s%20s%13s%11s\n", sn->id, sn->name, size, date,
+          clock, icount);
+}
+
+void
+tool_print_snapshot_list (const struct qcow2_info *in)
+{
+  printf ("Snapshot list:\n%-10s%-17s%8s%20s%13s%11s\n",
+          "ID", "TAG", "VM SIZE", "DATE", "VM CLOCK", "ICOUNT");
+  for (uint32_t i = 0; i < in->nb_snapshots; i++)
+    print_snapshot_line (&in->snapshots[i]);
 }

@@ -6,6 +6,7 @@
 #define QCOW2_TOOL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <json-c/json.h>
@@ -51,6 +52,7 @@ extern int tool_parse_options (int argc, char *argv[], const char *accepts,
 enum {
   TOOL_OPEN_WRITABLE = 1,       /* for writing (qcow2_prepare_write) */
   TOOL_OPEN_NO_BACKING = 2,     /* the image alone, not its chain */
+  TOOL_OPEN_WRITABLE_BACKING = 4, /* its backing file may be written */
 };
 extern struct qcow2_image *tool_open (const char *filename, unsigned flags);
 /* Close, reporting a failure; returns 0 or TOOL_FAILED. */
@@ -61,6 +63,13 @@ extern int tool_close (struct qcow2_image *img);
  * message naming what.
  */
 extern int tool_parse_size (const char *what, const char *s, uint64_t *ret);
+
+/* A size for people, as qemu-img prints one ("1.5 GiB"). */
+extern void tool_human_size (uint64_t bytes, char *buf, size_t len);
+
+/* The snapshot table as qemu-img info and snapshot -l print it. */
+struct qcow2_info;
+extern void tool_print_snapshot_list (const struct qcow2_info *in);
 
 /* The bytes a file takes on disk (qemu-img's "disk size"), or -1. */
 extern int64_t tool_disk_size (const char *filename);
@@ -84,5 +93,8 @@ extern void tool_json_print (json_object *value);
 
 /* The subcommands (cmd-*.c). */
 extern int cmd_info (int argc, char *argv[]);
+extern int cmd_snapshot (int argc, char *argv[]);
+extern int cmd_resize (int argc, char *argv[]);
+extern int cmd_commit (int argc, char *argv[]);
 
 #endif /* QCOW2_TOOL_H */

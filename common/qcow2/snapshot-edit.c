@@ -1,4 +1,4 @@
-/* Creating, deleting, applying and listing internal snapshots
+/* Creating, deleting and applying internal snapshots
  * ("Snapshots" in qcow2.txt).  The VM state of a snapshot is never
  * touched: qemu-img makes disk-only snapshots, and deleting one that
  * has a VM state releases only its L1 tree, as QEMU does (the VM
@@ -28,23 +28,8 @@
 #include "qcow2-edit.h"
 #include "refcount-format.h"
 #include "rounding.h"
+#include "snapshot-format.h"
 #include "write-state.h"
-
-/* A snapshot table entry ("Snapshots" in qcow2.txt): the fixed part,
- * then extra data, ID and name.
- */
-#define SN_L1_OFFSET         0
-#define SN_L1_SIZE           8
-#define SN_ID_LEN           12
-#define SN_NAME_LEN         14
-#define SN_DATE_SEC         16
-#define SN_DATE_NSEC        20
-#define SN_EXTRA_SIZE       36
-#define SN_FIXED_LENGTH     40
-#define SN_EXTRA_DISK_SIZE   8
-#define SN_EXTRA_LENGTH     24      /* VM state size, disk size, icount:
-                                       what QEMU 7.2 writes */
-#define MAX_SNAPSHOT_TABLE  (64 * 1024 * 1024)      /* QEMU's limit */
 
 /* The table as stored (validated when the image was opened). */
 struct raw_entry {
@@ -237,48 +222,27 @@ new_entry (struct qcow2_image *img, uint64_t l1_offset, const char *id,
 }
 
 /* Switch the header to a table of n entries at offset, and the image's
- * view with it.
+ * view with it (the list of snapshots is read again).
  */
 static int
 switch_table (struct qcow2_image *img, const struct table *t, uint32_t n,
-              uint64_t offset, struct snapshot_l1 *l1s)
+              uint64_t offset)
 {
+  const struct qcow2_options none = { .opener = NULL };
   unsigned char fields[12];
 
   store_be32 (fields, n);
   store_be64 (fields + 4, offset);
-  if (header_switch (img, HDR_NB_SNAPSHOTS, fields, sizeof fields) == -1) {
-    free (l1s);
+  if (header_switch (img, HDR_NB_SNAPSHOTS, fields, sizeof fields) == -1)
     return -1;
-  }
+  snapshots_free (img->snapshots, img->hdr.nb_snapshots);
+  img->snapshots = NULL;
   img->hdr.nb_snapshots = n;
   img->hdr.snapshots_offset = offset;
   img->snapshot_table_bytes = t->len;
-  free (img->snapshot_l1s);
-  img->snapshot_l1s = l1s;
+  if (snapshot_open (img, &none) == -1)
+    return write_failed (img);
   return overlap_index_rebuild (img);
-}
-
-/* The L1 tables of the snapshots that stay, then maybe a new one. */
-static struct snapshot_l1 *
-kept_l1s (const struct raw_table *old, int64_t skip,
-          const struct snapshot_l1 *added)
-{
-  struct snapshot_l1 *l1s = calloc (old->n + 1, sizeof *l1s);
-  uint32_t k = 0;
-
-  if (l1s == NULL) {
-    diag_error ("calloc: %m");
-    return NULL;
-  }
-  for (uint32_t i = 0; i < old->n; i++)
-    if (i != skip) {
-      l1s[k].offset = entry_l1_offset (&old->e[i]);
-      l1s[k++].size = entry_l1_size (&old->e[i]);
-    }
-  if (added)
-    l1s[k] = *added;
-  return l1s;
 }
 
 static int
@@ -344,8 +308,7 @@ create_locked (struct qcow2_image *img, const char *name)
   const uint64_t old_bytes = img->snapshot_table_bytes;
   struct raw_table old = { 0 };
   struct table t = { 0 };
-  struct snapshot_l1 added = { .size = img->l1_size };
-  struct snapshot_l1 *l1s;
+  uint64_t l1_offset;
   unsigned char *entry = NULL;
   uint64_t table_offset;
   size_t entry_len;
@@ -363,14 +326,13 @@ create_locked (struct qcow2_image *img, const char *name)
    */
   if (tree_raise (img, img->l1, img->l1_size) == -1 ||
       tree_sync_copied (img, img->l1, img->l1_size, true) == -1 ||
-      place_l1_copy (img, &added.offset) == -1 ||
-      (entry = new_entry (img, added.offset, id, name, &entry_len)) == NULL ||
+      place_l1_copy (img, &l1_offset) == -1 ||
+      (entry = new_entry (img, l1_offset, id, name, &entry_len)) == NULL ||
       table_keep (&t, &old, -1) == -1 ||
       table_append (&t, entry, entry_len) == -1 ||
       table_place (img, t.buf, t.len, &table_offset) == -1 ||
       checkpoint (img) == -1 ||
-      (l1s = kept_l1s (&old, -1, &added)) == NULL ||
-      switch_table (img, &t, n + 1, table_offset, l1s) == -1)
+      switch_table (img, &t, n + 1, table_offset) == -1)
     goto out;
   if (old_bytes && refcount_release (img, old_offset, old_bytes) == -1)
     goto out;
@@ -444,7 +406,6 @@ delete_locked (struct qcow2_image *img, const char *name)
   const uint64_t old_bytes = img->snapshot_table_bytes;
   struct raw_table old = { 0 };
   struct table t = { 0 };
-  struct snapshot_l1 *l1s;
   uint64_t table_offset = 0;
   int64_t k;
   int r = -1;
@@ -455,8 +416,7 @@ delete_locked (struct qcow2_image *img, const char *name)
       table_keep (&t, &old, k) == -1 ||
       (t.len && table_place (img, t.buf, t.len, &table_offset) == -1) ||
       checkpoint (img) == -1 ||
-      (l1s = kept_l1s (&old, k, NULL)) == NULL ||
-      switch_table (img, &t, old.n - 1, table_offset, l1s) == -1 ||
+      switch_table (img, &t, old.n - 1, table_offset) == -1 ||
       refcount_release (img, old_offset, old_bytes) == -1)
     goto out;
   r = release_snapshot (img, entry_l1_offset (&old.e[k]),

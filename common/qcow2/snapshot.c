@@ -20,25 +20,7 @@
 #include "internal.h"
 #include "io.h"
 #include "rounding.h"
-
-/* The fixed part of a table entry, then its optional extra data. */
-#define SN_L1_OFFSET         0
-#define SN_L1_SIZE           8
-#define SN_ID_LEN           12
-#define SN_NAME_LEN         14
-#define SN_DATE_SEC         16
-#define SN_DATE_NSEC        20
-#define SN_VM_CLOCK_NSEC    24
-#define SN_VM_STATE_SIZE    32
-#define SN_EXTRA_SIZE       36
-#define SN_FIXED_LENGTH     40
-
-#define SN_EXTRA_VM_STATE_SIZE 0
-#define SN_EXTRA_DISK_SIZE     8
-#define SN_EXTRA_ICOUNT       16
-
-#define MAX_SNAPSHOT_EXTRA   1024
-#define MAX_SNAPSHOT_TABLE   (64 * 1024 * 1024)    /* QEMU's limit */
+#include "snapshot-format.h"
 
 void
 snapshots_free (struct qcow2_snapshot_info *sn, uint32_t n)
