@@ -62,7 +62,8 @@ raw_table_read (struct qcow2_image *img, struct raw_table *t)
     diag_error ("malloc: %m");
     return -1;
   }
-  if (bytes && io_pread (img->file, t->buf, bytes,
+  /* QEMU does not write the padding after the last entry. */
+  if (bytes && io_pread_zero_padded (img->file, t->buf, bytes,
                          img->hdr.snapshots_offset) == -1)
     return -1;
   for (uint32_t i = 0; i < t->n; i++) {

@@ -1,0 +1,75 @@
+# qcow2-tool's image edits (snapshot, resize, commit) against qemu-img
+# (tests/test-qcow2-tool-{snapshot,resize,commit}.bats).
+# -*- shell-script -*-  Load after functions.sh.
+
+# requires_tool_edits: skip unless qcow2-tool was built (it needs json-c).
+requires_tool_edits ()
+{
+    requires qemu-img qemu-io
+    test -x "$QCOW2_TOOL" || skip "qcow2-tool was not built"
+}
+
+# tool_ok ARGS...: `run qcow2-tool ARGS...`, which must succeed.
+tool_ok ()
+{
+    run "$QCOW2_TOOL" "$@"
+    assert_success
+}
+
+# same_guest A B: both images show the guest the same size and bytes
+# (qemu-img compare -s: a size difference is a difference).
+same_guest ()
+{
+    run qemu-img compare -s "$1" "$2"
+    assert_success
+}
+
+# snapshot_raw IMAGE NAME RAW: the snapshot's guest view, by QEMU.
+snapshot_raw ()
+{
+    rm -f "$3"
+    qemu-img convert -l snapshot.name="$2" -O raw "$1" "$3"
+}
+
+# writes_of ARGS...: the number of pwrite64 calls `qcow2-tool ARGS...`
+# makes (it runs).
+writes_of ()
+{
+    strace -f -e trace=pwrite64 -o "$BATS_TEST_TMPDIR/strace.out" \
+        "$QCOW2_TOOL" "$@" >/dev/null 2>&1 || return 1
+    grep -c 'pwrite64(' "$BATS_TEST_TMPDIR/strace.out"
+}
+
+# killed_at N ARGS...: qcow2-tool ARGS..., killed with SIGKILL when it
+# is about to make its Nth pwrite64 (what kill -9 at that moment
+# leaves: everything before reached the page cache, nothing after).
+killed_at ()
+{
+    local n=$1; shift
+    strace -f -o /dev/null -e trace=pwrite64 \
+        -e inject=pwrite64:signal=KILL:when="$n" \
+        "$QCOW2_TOOL" "$@" >/dev/null 2>&1 || true
+}
+
+# check_after_crash IMAGE: what `qemu-img check` accepts after a crash:
+# exit 0 or 3 (leaks only).  The one exception: the "copied" flags of
+# the active tables are rewritten after the refcounts they describe (in
+# QEMU too, which has the same window), so a crash between the two may
+# leave OFLAG_COPIED mismatches and nothing else, which `qemu-img check
+# -r all` repairs; copied_windows counts them.
+check_after_crash ()
+{
+    local status=0 out=$BATS_TEST_TMPDIR/check.out
+    qemu-img check "$1" >"$out" 2>&1 || status=$?
+    if test "$status" -eq 2 &&
+        ! grep -E '^ERROR' "$out" | grep -qv 'OFLAG_COPIED'; then
+        copied_windows=$((${copied_windows:-0} + 1))
+        status=0
+        qemu-img check -r all "$1" >"$out" 2>&1 || status=$?
+    fi
+    if test "$status" -ne 0 && test "$status" -ne 3; then
+        echo "qemu-img check $1: exit $status" >&2
+        cat "$out" >&2
+        return 1
+    fi
+}
