@@ -13,20 +13,7 @@ load "$BATS_TEST_DIRNAME/tool-edit-functions.bash"
 
 setup ()
 {
-    requires_tool_edits
-    img=$BATS_TEST_TMPDIR/test.qcow2
-    t=$BATS_TEST_TMPDIR
-}
-
-# scenario_image CREATE-OPTIONS CLUSTER: every kind of L2 entry
-# (read-functions.bash), plus compressed clusters.
-scenario_image ()
-{
-    local c=$2 size
-    size=$(image_size "$c")
-    qemu-img create -q -f qcow2 -o "$1",cluster_size="$c" "$img" "$size"
-    write_scenario "$img" "$c" "$size"
-    qemu-io -c "write -c -P 0xc1 $((18 * c)) $c" "$img" >/dev/null
+    setup_tool_edits
 }
 
 # later_writes IMAGE CLUSTER: overwrite parts of what a snapshot holds

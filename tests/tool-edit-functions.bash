@@ -1,12 +1,26 @@
 # qcow2-tool's image edits (snapshot, resize, commit) against qemu-img
 # (tests/test-qcow2-tool-{snapshot,resize,commit}.bats).
-# -*- shell-script -*-  Load after functions.sh.
+# -*- shell-script -*-  Load after functions.sh and read-functions.bash.
 
-# requires_tool_edits: skip unless qcow2-tool was built (it needs json-c).
-requires_tool_edits ()
+# setup_tool_edits: every test's setup: skip unless qcow2-tool was
+# built (it needs json-c); $img is the image, $t the test's directory.
+setup_tool_edits ()
 {
     requires qemu-img qemu-io
     test -x "$QCOW2_TOOL" || skip "qcow2-tool was not built"
+    img=$BATS_TEST_TMPDIR/test.qcow2
+    t=$BATS_TEST_TMPDIR
+}
+
+# scenario_image CREATE-OPTIONS CLUSTER: $img with every kind of L2
+# entry (write_scenario, read-functions.bash), plus a compressed cluster.
+scenario_image ()
+{
+    local c=$2 size
+    size=$(image_size "$c")
+    qemu-img create -q -f qcow2 -o "$1",cluster_size="$c" "$img" "$size"
+    write_scenario "$img" "$c" "$size"
+    qemu-io -c "write -c -P 0xc1 $((18 * c)) $c" "$img" >/dev/null
 }
 
 # tool_ok ARGS...: `run qcow2-tool ARGS...`, which must succeed.
@@ -16,11 +30,19 @@ tool_ok ()
     assert_success
 }
 
-# same_guest A B: both images show the guest the same size and bytes
-# (qemu-img compare -s: a size difference is a difference).
+# virtual_size IMAGE: in bytes, as qemu-img reads the header.
+virtual_size ()
+{
+    qemu-img info "$1" | sed -n 's/^virtual size: .*(\([0-9]*\) bytes)$/\1/p'
+}
+
+# same_guest A B: both images show the guest the same size and bytes.
+# (Not `qemu-img compare -s`: it finds block status mismatches between
+# an image and its own copy.)
 same_guest ()
 {
-    run qemu-img compare -s "$1" "$2"
+    assert_equal "$(virtual_size "$1")" "$(virtual_size "$2")"
+    run qemu-img compare "$1" "$2"
     assert_success
 }
 

@@ -220,14 +220,8 @@ table_place (struct qcow2_image *img, const void *buf, uint64_t bytes,
   uint64_t n = DIV_ROUND_UP (bytes, img->cluster_size);
   int64_t off;
 
-  if (n > refcount_max_run (img)) {
-    diag_error ("%s: a table of %" PRIu64 " bytes is larger than %" PRIu64
-                " clusters, the most allocated at once", img->filename,
-                bytes, refcount_max_run (img));
-    errno = EFBIG;
-    return -1;
-  }
-  off = refcount_alloc (img, n);
+  off = n > refcount_max_run (img) ? refcount_alloc_at_end (img, n)
+    : refcount_alloc (img, n);
   if (off == -1 ||
       claim_metadata_space (img, off, n << img->cluster_bits) == -1 ||
       overlap_add (img, off, n << img->cluster_bits) == -1 ||

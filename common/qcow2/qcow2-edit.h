@@ -28,7 +28,7 @@ extern int qcow2_snapshot_delete (struct qcow2_image *img, const char *name);
  */
 extern int qcow2_snapshot_apply (struct qcow2_image *img, const char *id_or_name);
 
-/* Change the virtual size (rounded up to 512 bytes).  Shrinking is
+/* Change the virtual size (a multiple of 512, as QEMU requires).  Shrinking is
  * refused while data lives past the new end, unless discard is set.
  */
 extern int qcow2_resize (struct qcow2_image *img, uint64_t size, bool discard);

@@ -222,7 +222,12 @@ shrink (struct qcow2_image *img, uint64_t size, bool discard)
 int
 qcow2_resize (struct qcow2_image *img, uint64_t size, bool discard)
 {
-  size = ROUND_UP (size, 512);
+  if (!IS_ALIGNED (size, 512)) {
+    diag_error ("%s: the new size %" PRIu64 " is not a multiple of 512",
+                img->filename, size);
+    errno = EINVAL;
+    return -1;
+  }
   if (qcow2_prepare_write (img) == -1)
     return -1;
   if (img->data != img->file) {

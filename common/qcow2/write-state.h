@@ -116,6 +116,8 @@ extern int refcount_set (struct qcow2_image *img, uint64_t cluster,
  */
 extern int64_t refcount_alloc (struct qcow2_image *img, uint64_t n);
 extern uint64_t refcount_max_run (const struct qcow2_image *img);
+/* The same for any n, past the end of everything (a large table). */
+extern int64_t refcount_alloc_at_end (struct qcow2_image *img, uint64_t n);
 /* Drop one reference from every cluster touched by [offset, +bytes),
  * at the next checkpoint.
  */
