@@ -14,6 +14,7 @@
 
 static const struct tool_command commands[] = {
   { "info", cmd_info, "[--output=human|json] [--backing-chain] IMAGE" },
+  { "map", cmd_map, "[--output=human|json] IMAGE" },
 };
 #define NR_COMMANDS (sizeof commands / sizeof commands[0])
 

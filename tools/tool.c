@@ -140,7 +140,7 @@ tool_open (const char *filename, unsigned flags)
     .opener = &qcow2_local_files,
     .filename = filename,
     .readonly = !(flags & TOOL_OPEN_WRITABLE),
-    .backing = (flags & TOOL_OPEN_NO_BACKING) ? QCOW2_BACKING_NONE
+    .backing = (flags & TOOL_OPEN_NO_BACKING) ? QCOW2_BACKING_SKIP
                : QCOW2_BACKING_AUTO,
   };
   struct qcow2_image *img;

@@ -50,7 +50,8 @@ extern int tool_parse_options (int argc, char *argv[], const char *accepts,
 /* Open an image for a subcommand, reporting any failure. */
 enum {
   TOOL_OPEN_WRITABLE = 1,       /* for writing (qcow2_prepare_write) */
-  TOOL_OPEN_NO_BACKING = 2,     /* the image alone, not its chain */
+  TOOL_OPEN_NO_BACKING = 2,     /* the image (and its data file), not
+                                   the layers below */
 };
 extern struct qcow2_image *tool_open (const char *filename, unsigned flags);
 /* Close, reporting a failure; returns 0 or TOOL_FAILED. */
@@ -84,5 +85,6 @@ extern void tool_json_print (json_object *value);
 
 /* The subcommands (cmd-*.c). */
 extern int cmd_info (int argc, char *argv[]);
+extern int cmd_map (int argc, char *argv[]);
 
 #endif /* QCOW2_TOOL_H */

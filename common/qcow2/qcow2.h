@@ -57,6 +57,9 @@ extern const struct qcow2_opener qcow2_local_files;
 enum qcow2_backing_mode {
   QCOW2_BACKING_AUTO,           /* follow the chain recorded in the image */
   QCOW2_BACKING_NONE,           /* serve the top image alone */
+  QCOW2_BACKING_SKIP,           /* the same, but open the data file the
+                                   image names (qcow2-tool: the image is
+                                   looked at, not served) */
 };
 
 struct qcow2_options {
