@@ -86,5 +86,6 @@ extern void tool_json_print (json_object *value);
 /* The subcommands (cmd-*.c). */
 extern int cmd_info (int argc, char *argv[]);
 extern int cmd_map (int argc, char *argv[]);
+extern int cmd_check (int argc, char *argv[]);
 
 #endif /* QCOW2_TOOL_H */
