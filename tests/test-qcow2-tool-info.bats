@@ -10,12 +10,6 @@ load "${FUNCTIONS_SH:-$BATS_TEST_DIRNAME/functions.sh}"
 load "$BATS_TEST_DIRNAME/read-functions.bash"
 load "$BATS_TEST_DIRNAME/tool-functions.bash"
 
-setup ()
-{
-    requires_tool
-    img=$BATS_TEST_TMPDIR/test.qcow2
-}
-
 # matrix_image COMPAT CLUSTER REFCOUNT_BITS: the read matrix's image.
 matrix_image ()
 {

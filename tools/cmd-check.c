@@ -93,7 +93,7 @@ cmd_check (int argc, char *argv[])
 
   if (tool_parse_options (argc, argv, "o", 0, &o) != 0)
     return TOOL_FAILED;
-  img = tool_open (o.image, TOOL_OPEN_NO_BACKING);
+  img = tool_open (o.image, TOOL_OPEN_NO_BACKING | TOOL_OPEN_CHECK);
   if (img == NULL)
     return TOOL_FAILED;
   ret = qcow2_check (img, &r);

@@ -142,6 +142,7 @@ tool_open (const char *filename, unsigned flags)
     .readonly = !(flags & TOOL_OPEN_WRITABLE),
     .backing = (flags & TOOL_OPEN_NO_BACKING) ? QCOW2_BACKING_SKIP
                : QCOW2_BACKING_AUTO,
+    .check = (flags & TOOL_OPEN_CHECK) != 0,
   };
   struct qcow2_image *img;
 

@@ -52,6 +52,7 @@ enum {
   TOOL_OPEN_WRITABLE = 1,       /* for writing (qcow2_prepare_write) */
   TOOL_OPEN_NO_BACKING = 2,     /* the image (and its data file), not
                                    the layers below */
+  TOOL_OPEN_CHECK = 4,          /* for a check (qcow2_options.check) */
 };
 extern struct qcow2_image *tool_open (const char *filename, unsigned flags);
 /* Close, reporting a failure; returns 0 or TOOL_FAILED. */
