@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-# json-compare.py OURS QEMU [KEY...]: compare qcow2-tool's JSON output
-# with qemu-img's for the same command.  Every field either prints must
-# be printed by the other with the same value, except the KEYs named,
-# which qemu-img may print and we do not (reported, not failed).  Prints
-# each difference and exits 1 if there is one.
+# json-compare.py OURS QEMU [KEY...] [--ignore=KEY...]: compare
+# qcow2-tool's JSON output with qemu-img's for the same command.  Every
+# field either prints must be printed by the other with the same value,
+# except the KEYs named, which qemu-img may print and we do not, and the
+# --ignore KEYs, whose values may differ (both must print them or
+# neither).  Prints each difference and exits 1 if there is one.
 import json
 import sys
 
-ours_path, qemu_path, *qemu_only = sys.argv[1:]
+ours_path, qemu_path, *keys = sys.argv[1:]
+ignored = [k[len("--ignore="):] for k in keys if k.startswith("--ignore=")]
+qemu_only = [k for k in keys if not k.startswith("--ignore=")]
 differences = []
 
 
@@ -20,7 +23,7 @@ def compare(ours, qemu, where):
             elif key not in ours:
                 if key not in qemu_only:
                     differences.append(f"{here}: only qemu-img prints it")
-            else:
+            elif key not in ignored:
                 compare(ours[key], qemu[key], here)
     elif isinstance(ours, list) and isinstance(qemu, list):
         if len(ours) != len(qemu):

@@ -136,3 +136,83 @@ load "$BATS_TEST_DIRNAME/tool-functions.bash"
     assert_output "qcow2-tool: $img: the image has persistent dirty bitmaps, which are not checked; refusing"
     assert_equal "$(md5sum < "$img")" "$before"
 }
+
+@test "check -r: leaks repaired with -r leaks and -r all" {
+    local mode
+    for mode in leaks all; do
+        rm -f "$img"
+        damaged_image "$img" two_leaks
+        compare_repair "$img" $mode 0
+    done
+    rm -f "$img"
+    damaged_image "$img" refcount_too_high
+    compare_repair "$img" leaks 0
+}
+
+@test "check -r leaks: corruptions stay, or need -r all (status 1, image unchanged)" {
+    damaged_image "$img" l2_at_shared_cluster
+    compare_repair "$img" leaks 2 2
+    rm -f "$img"
+    damaged_image "$img" refcount_too_low
+    compare_repair "$img" leaks 1
+    rm -f "$img"
+    damaged_image "$img" l2_at_free_cluster
+    compare_repair "$img" leaks 1
+}
+
+@test "check -r all: refcounts too low, entries at free and shared clusters, overlaps, COPIED flags" {
+    local kind
+    for kind in refcount_too_low refcount_too_high l2_at_free_cluster \
+                l2_at_shared_cluster data_over_l2_table copied_flag_wrong; do
+        rm -f "$img"
+        damaged_image "$img" $kind
+        compare_repair "$img" all 0
+    done
+    rm -f "$img"
+    damaged_image "$img" copied_flag_wrong
+    compare_repair "$img" leaks 0
+}
+
+@test "check -r: a bad snapshot table is reported, the rest repaired as qemu-img does" {
+    damaged_image "$img" snapshot_l1_misaligned
+    compare_repair "$img" leaks 2 2
+    rm -f "$img"
+    damaged_image "$img" snapshot_l1_misaligned
+    compare_repair "$img" all 2 2
+}
+
+@test "check -r all: dirty images from writers with lazy refcounts killed" {
+    local options
+    for options in "" extended_l2=on,cluster_size=128k \
+                   cluster_size=2M,refcount_bits=1 cluster_size=512,refcount_bits=64; do
+        rm -f "$img"
+        lazy_dirty_image "$img" "$options" -c "write -P 1 0 1M" \
+            -c "write -c -P 2 32M 64k" -c "write -z 40M 64k" -c "discard 64k 128k"
+        compare_repair "$img" all 0
+        run "$QCOW2_TOOL" info --output=json "$img"
+        assert_output --partial '"dirty-flag": false'
+    done
+}
+
+@test "check -r all: misplaced refcount blocks are refused, unchanged" {
+    # Misplaced refcount blocks need a rebuild, which is not done.
+    damaged_image "$img" l2_table_over_refblock
+    local before
+    before=$(md5sum < "$img")
+    run "$QCOW2_TOOL" check -r all "$img"
+    assert_equal "$status" 1
+    assert_line --partial "rebuilding them is not supported: not repaired"
+    assert_equal "$(md5sum < "$img")" "$before"
+}
+
+@test "check -r: a file that cannot be written is refused, unchanged" {
+    damaged_image "$img" leak
+    local before
+    chmod a-w "$img"
+    before=$(md5sum < "$img")
+    if [[ -w $img ]]; then skip "running as root: the file stays writable"; fi
+    run "$QCOW2_TOOL" check -r leaks "$img"
+    assert_equal "$status" 1
+    assert_line --partial "cannot be opened for writing: not repaired"
+    assert_equal "$(md5sum < "$img")" "$before"
+}

@@ -9,6 +9,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "qcow2-check.h"
 #include "tool.h"
@@ -83,24 +84,47 @@ exit_status (const struct qcow2_check_result *r)
   return r->leaks ? CHECK_LEAKS : 0;
 }
 
+static unsigned
+fix_flags (const char *repair)
+{
+  if (repair == NULL)
+    return 0;
+  if (strcmp (repair, "leaks") == 0)
+    return QCOW2_FIX_LEAKS;
+  return QCOW2_FIX_LEAKS | QCOW2_FIX_ERRORS;
+}
+
 int
 cmd_check (int argc, char *argv[])
 {
   struct tool_options o;
   struct qcow2_check_result r;
   struct qcow2_image *img;
+  unsigned fix;
   int ret;
 
-  if (tool_parse_options (argc, argv, "o", 0, &o) != 0)
+  if (tool_parse_options (argc, argv, "or", 0, &o) != 0)
     return TOOL_FAILED;
-  img = tool_open (o.image, TOOL_OPEN_NO_BACKING | TOOL_OPEN_CHECK);
+  fix = fix_flags (o.repair);
+  img = tool_open (o.image, TOOL_OPEN_NO_BACKING | TOOL_OPEN_CHECK |
+                   (fix ? TOOL_OPEN_REPAIR : 0));
   if (img == NULL)
     return TOOL_FAILED;
-  ret = qcow2_check (img, &r);
+  ret = fix ? qcow2_check_repair (img, fix, &r) : qcow2_check (img, &r);
   if (tool_close (img) != 0)
     return TOOL_FAILED;
-  if (ret == -1 && r.check_errors == 0)
+  /* A refusal has said why; a check that could not finish says so. */
+  if (ret == -1) {
+    if (r.check_errors)
+      fprintf (stderr, "qcow2-tool check: Check failed\n");
     return TOOL_FAILED;
+  }
+  if (o.output == OUTPUT_HUMAN && (r.corruptions_fixed || r.leaks_fixed))
+    printf ("The following inconsistencies were found and repaired:\n\n"
+            "    %" PRIu64 " leaked clusters\n"
+            "    %" PRIu64 " corruptions\n\n"
+            "Double checking the fixed image now...\n",
+            r.leaks_fixed, r.corruptions_fixed);
   if (o.output == OUTPUT_JSON)
     print_json (o.image, &r);
   else

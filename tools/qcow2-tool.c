@@ -15,7 +15,7 @@
 static const struct tool_command commands[] = {
   { "info", cmd_info, "[--output=human|json] [--backing-chain] IMAGE" },
   { "map", cmd_map, "[--output=human|json] IMAGE" },
-  { "check", cmd_check, "[--output=human|json] IMAGE" },
+  { "check", cmd_check, "[-r leaks|all] [--output=human|json] IMAGE" },
 };
 #define NR_COMMANDS (sizeof commands / sizeof commands[0])
 

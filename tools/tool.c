@@ -139,7 +139,7 @@ tool_open (const char *filename, unsigned flags)
   struct qcow2_options opts = {
     .opener = &qcow2_local_files,
     .filename = filename,
-    .readonly = !(flags & TOOL_OPEN_WRITABLE),
+    .readonly = !(flags & (TOOL_OPEN_WRITABLE | TOOL_OPEN_REPAIR)),
     .backing = (flags & TOOL_OPEN_NO_BACKING) ? QCOW2_BACKING_SKIP
                : QCOW2_BACKING_AUTO,
     .check = (flags & TOOL_OPEN_CHECK) != 0,

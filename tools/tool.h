@@ -53,6 +53,8 @@ enum {
   TOOL_OPEN_NO_BACKING = 2,     /* the image (and its data file), not
                                    the layers below */
   TOOL_OPEN_CHECK = 4,          /* for a check (qcow2_options.check) */
+  TOOL_OPEN_REPAIR = 8,         /* not read-only, but not prepared for
+                                   writing: the repair does that */
 };
 extern struct qcow2_image *tool_open (const char *filename, unsigned flags);
 /* Close, reporting a failure; returns 0 or TOOL_FAILED. */

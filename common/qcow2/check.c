@@ -28,32 +28,10 @@
 #include "internal.h"
 #include "io.h"
 #include "minmax.h"
+#include "check.h"
 #include "qcow2-check.h"
 #include "refcount-format.h"
 #include "rounding.h"
-
-struct check {
-  struct qcow2_image *img;
-  struct qcow2_check_result *r;
-  bool data_file;               /* guest data lives elsewhere */
-
-  /* The references counted, one per host cluster; grows for
-   * references just past the end of the file.
-   */
-  uint64_t *counts;
-  uint64_t nr_counts;
-  uint64_t file_clusters;
-  uint64_t max;                 /* the largest refcount the width holds */
-
-  /* The stored refcounts: the table, and one block read at a time. */
-  uint64_t *reftable;
-  uint64_t reftable_entries;
-  unsigned rb_bits;
-  unsigned char *block;
-  uint64_t block_offset;        /* of block; 0 = none read */
-
-  unsigned char *l2;            /* one L2 table */
-};
 
 static int
 read_zero_padded (struct check *c, void *buf, uint64_t count, uint64_t offset)
@@ -123,11 +101,7 @@ corruption (struct check *c)
   c->r->corruptions++;
 }
 
-/* What an L2 entry is, in the terms of "Cluster mapping". */
-enum entry_type { E_UNALLOCATED, E_NORMAL, E_ZERO_PLAIN, E_ZERO_ALLOC,
-                  E_COMPRESSED };
-
-static enum entry_type
+enum entry_type
 entry_type (const struct check *c, uint64_t e)
 {
   uint64_t off = e & L2E_OFFSET_MASK;
@@ -352,17 +326,20 @@ check_refblocks (struct check *c)
       diag_error ("ERROR refcount table entry %" PRIu64 " has reserved bits "
                   "set", i);
       corruption (c);
+      c->rebuild_refblocks = true;
       continue;
     }
     if (!IS_ALIGNED (off, img->cluster_size)) {
       diag_error ("ERROR refcount block %" PRIu64 " is not cluster aligned; "
                   "refcount table entry corrupted", i);
       corruption (c);
+      c->rebuild_refblocks = true;
       continue;
     }
     if ((off >> img->cluster_bits) >= c->file_clusters) {
       diag_error ("ERROR refcount block %" PRIu64 " is outside image", i);
       corruption (c);
+      c->rebuild_refblocks = true;
       continue;
     }
     if (off == 0)
@@ -373,15 +350,13 @@ check_refblocks (struct check *c)
       diag_error ("ERROR refcount block %" PRIu64 " refcount=%" PRIu64, i,
                   c->counts[off >> img->cluster_bits]);
       corruption (c);
+      c->rebuild_refblocks = true;
     }
   }
   return 0;
 }
 
-/* The stored refcount of a cluster: 0 past the table or without a
- * block.  -1 for a block that cannot be read.
- */
-static int
+int
 stored_refcount (struct check *c, uint64_t cluster, uint64_t *value)
 {
   const struct qcow2_image *img = c->img;
@@ -424,6 +399,8 @@ compare_refcounts (struct check *c, uint64_t *highest)
       *highest = i;
     if (stored == counted)
       continue;
+    if (stored == 0)
+      c->unrefcounted = true;
     diag_error ("%s cluster %" PRIu64 " refcount=%" PRIu64 " reference=%"
                 PRIu64, stored < counted ? "ERROR" : "Leaked", i, stored,
                 counted);
@@ -451,6 +428,7 @@ check_copied (struct check *c)
       diag_error ("ERROR OFLAG_COPIED L2 cluster: l1_index=%" PRIu32
                   " l1_entry=%" PRIx64 " refcount=%" PRIu64, i, l1e, rc);
       corruption (c);
+      c->copied_corruptions++;
     }
     if (read_zero_padded (c, c->l2, img->cluster_size, l2_offset) == -1) {
       diag_error ("ERROR: Could not read L2 table");
@@ -471,6 +449,7 @@ check_copied (struct check *c)
         diag_error ("ERROR OFLAG_COPIED data cluster: l2_entry=%" PRIx64
                     " refcount=%" PRIu64, e, rc);
         corruption (c);
+        c->copied_corruptions++;
       }
     }
   }
@@ -495,12 +474,12 @@ count_references (struct check *c)
 }
 
 int
-qcow2_check (struct qcow2_image *img, struct qcow2_check_result *r)
+check_run (struct check *c, struct qcow2_image *img,
+           struct qcow2_check_result *r)
 {
-  struct check c = { .img = img, .r = r };
   uint64_t highest = 0;
-  int ret = -1;
 
+  *c = (struct check) { .img = img, .r = r };
   memset (r, 0, sizeof *r);
   if (img->qcow1) {
     diag_error ("%s: qcow (version 1) images cannot be checked",
@@ -514,29 +493,44 @@ qcow2_check (struct qcow2_image *img, struct qcow2_check_result *r)
     errno = ENOTSUP;
     return -1;
   }
-  c.data_file = (img->hdr.incompatible & INCOMPAT_DATA_FILE) != 0;
-  c.max = refcount_max (img->hdr.refcount_order);
-  c.rb_bits = refblock_bits (img->cluster_bits, img->hdr.refcount_order);
-  c.file_clusters = DIV_ROUND_UP (img->file_size, img->cluster_size);
+  c->data_file = (img->hdr.incompatible & INCOMPAT_DATA_FILE) != 0;
+  c->max = refcount_max (img->hdr.refcount_order);
+  c->rb_bits = refblock_bits (img->cluster_bits, img->hdr.refcount_order);
+  c->file_clusters = DIV_ROUND_UP (img->file_size, img->cluster_size);
   r->total_clusters = DIV_ROUND_UP (img->hdr.size, img->cluster_size);
-  c.l2 = malloc (img->cluster_size);
-  c.block = malloc (img->cluster_size);
-  if (c.l2 == NULL || c.block == NULL) {
+  c->l2 = malloc (img->cluster_size);
+  c->block = malloc (img->cluster_size);
+  if (c->l2 == NULL || c->block == NULL) {
     diag_error ("malloc: %m");
     r->check_errors++;
-    goto out;
+    return -1;
   }
-  if (grow_counts (&c, MAX (c.file_clusters, UINT64_C (1))) == -1 ||
-      count_references (&c) == -1 ||
-      compare_refcounts (&c, &highest) == -1 ||
-      check_copied (&c) == -1)
-    goto out;
+  if (grow_counts (c, MAX (c->file_clusters, UINT64_C (1))) == -1 ||
+      count_references (c) == -1 ||
+      compare_refcounts (c, &highest) == -1 ||
+      check_copied (c) == -1)
+    return -1;
   r->image_end_offset = (highest + 1) << img->cluster_bits;
-  ret = 0;
- out:
-  free (c.counts);
-  free (c.reftable);
-  free (c.block);
-  free (c.l2);
+  return 0;
+}
+
+void
+check_free (struct check *c)
+{
+  free (c->counts);
+  free (c->reftable);
+  free (c->block);
+  free (c->l2);
+  c->counts = c->reftable = NULL;
+  c->block = c->l2 = NULL;
+}
+
+int
+qcow2_check (struct qcow2_image *img, struct qcow2_check_result *r)
+{
+  struct check c;
+  int ret = check_run (&c, img, r);
+
+  check_free (&c);
   return ret;
 }

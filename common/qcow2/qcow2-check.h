@@ -32,4 +32,24 @@ struct qcow2_check_result {
  */
 extern int qcow2_check (struct qcow2_image *img, struct qcow2_check_result *r);
 
+/* What a repair may fix (qemu-img check -r leaks = LEAKS, -r all =
+ * LEAKS | ERRORS).
+ */
+#define QCOW2_FIX_LEAKS  1u     /* refcounts above the references */
+#define QCOW2_FIX_ERRORS 2u     /* refcounts below them */
+
+/* Check, repair what fix allows, and check again: *r is the second
+ * check, with the counts of what was fixed.  The image must have been
+ * opened writable (qcow2_options: readonly false, check true, backing
+ * QCOW2_BACKING_SKIP).  Every step is made durable before the next, in
+ * an order that leaves, after a crash at any point, an image no worse
+ * than before: refcounts are raised before the COPIED flags that need
+ * them, flags that claim too much are cleared before refcounts drop,
+ * and the image is left unchanged when the repair cannot be done.
+ * Returns 0 or -1 as qcow2_check: r->check_errors is not counted for
+ * a repair refused before it began (reported, the image unchanged).
+ */
+extern int qcow2_check_repair (struct qcow2_image *img, unsigned fix,
+                               struct qcow2_check_result *r);
+
 #endif /* QCOW2_CHECK_H */
