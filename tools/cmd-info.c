@@ -25,18 +25,13 @@ compression_name (const struct qcow2_info *in)
   return in->compression_type == 1 ? "zstd" : "zlib";
 }
 
-/* The allocated bytes of the image and its data file, as qemu-img sums
- * its files.
+/* The bytes the image file takes on disk (qemu-img does not count an
+ * external data file).
  */
 static int64_t
-actual_size (const struct qcow2_image *img, const struct qcow2_info *in)
+actual_size (const struct qcow2_image *img)
 {
-  int64_t n = tool_disk_size (qcow2_filename (img)), d;
-
-  if (n >= 0 && in->data_file_opened &&
-      (d = tool_disk_size (in->data_file_opened)) >= 0)
-    n += d;
-  return n;
+  return tool_disk_size (qcow2_filename (img));
 }
 
 /* Snapshot fields as qemu-img splits them. */
@@ -107,7 +102,7 @@ qcow2_json (const struct qcow2_image *img, const char *name)
   tool_json_add_string (o, "filename", name);
   tool_json_add_string (o, "format", in.qcow1 ? "qcow" : "qcow2");
   tool_json_add_u64 (o, "virtual-size", in.virtual_size);
-  if ((actual = actual_size (img, &in)) >= 0)
+  if ((actual = actual_size (img)) >= 0)
     tool_json_add_u64 (o, "actual-size", actual);
   tool_json_add_u64 (o, "cluster-size", in.cluster_size);
   tool_json_add_bool (o, "dirty-flag", in.dirty);
@@ -191,7 +186,7 @@ print_qcow2 (const struct qcow2_image *img, const char *name)
   printf ("image: %s\nfile format: %s\n", name,
           in.qcow1 ? "qcow" : "qcow2");
   print_size_line ("virtual size", in.virtual_size, true);
-  actual = actual_size (img, &in);
+  actual = actual_size (img);
   if (actual >= 0)
     print_size_line ("disk size", actual, false);
   printf ("cluster_size: %" PRIu64 "\n", in.cluster_size);

@@ -14,6 +14,8 @@
 
 static const struct tool_command commands[] = {
   { "info", cmd_info, "[--output=human|json] [--backing-chain] IMAGE" },
+  { "map", cmd_map, "[--output=human|json] IMAGE" },
+  { "check", cmd_check, "[-r leaks|all] [--output=human|json] IMAGE" },
   { "snapshot", cmd_snapshot, "[-l | -c NAME | -d NAME | -a NAME] IMAGE" },
   { "resize", cmd_resize, "[--shrink] IMAGE [+|-]SIZE" },
   { "commit", cmd_commit, "IMAGE" },

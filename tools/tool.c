@@ -142,10 +142,11 @@ tool_open (const char *filename, unsigned flags)
   struct qcow2_options opts = {
     .opener = &qcow2_local_files,
     .filename = filename,
-    .readonly = !(flags & TOOL_OPEN_WRITABLE),
-    .backing = (flags & TOOL_OPEN_NO_BACKING) ? QCOW2_BACKING_NONE
+    .readonly = !(flags & (TOOL_OPEN_WRITABLE | TOOL_OPEN_REPAIR)),
+    .backing = (flags & TOOL_OPEN_NO_BACKING) ? QCOW2_BACKING_SKIP
                : QCOW2_BACKING_AUTO,
     .writable_backing = (flags & TOOL_OPEN_WRITABLE_BACKING) != 0,
+    .check = (flags & TOOL_OPEN_CHECK) != 0,
   };
   struct qcow2_image *img;
 

@@ -51,8 +51,12 @@ extern int tool_parse_options (int argc, char *argv[], const char *accepts,
 /* Open an image for a subcommand, reporting any failure. */
 enum {
   TOOL_OPEN_WRITABLE = 1,       /* for writing (qcow2_prepare_write) */
-  TOOL_OPEN_NO_BACKING = 2,     /* the image alone, not its chain */
-  TOOL_OPEN_WRITABLE_BACKING = 4, /* its backing file may be written */
+  TOOL_OPEN_NO_BACKING = 2,     /* the image (and its data file), not
+                                   the layers below */
+  TOOL_OPEN_CHECK = 4,          /* for a check (qcow2_options.check) */
+  TOOL_OPEN_REPAIR = 8,         /* not read-only, but not prepared for
+                                   writing: the repair does that */
+  TOOL_OPEN_WRITABLE_BACKING = 16, /* its backing file may be written */
 };
 extern struct qcow2_image *tool_open (const char *filename, unsigned flags);
 /* Close, reporting a failure; returns 0 or TOOL_FAILED. */
@@ -96,5 +100,7 @@ extern int cmd_info (int argc, char *argv[]);
 extern int cmd_snapshot (int argc, char *argv[]);
 extern int cmd_resize (int argc, char *argv[]);
 extern int cmd_commit (int argc, char *argv[]);
+extern int cmd_map (int argc, char *argv[]);
+extern int cmd_check (int argc, char *argv[]);
 
 #endif /* QCOW2_TOOL_H */

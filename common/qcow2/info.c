@@ -26,7 +26,6 @@ qcow2_get_info (const struct qcow2_image *img, struct qcow2_info *info)
     .backing_file = h->backing_file,
     .backing_format = h->backing_format,
     .data_file = h->data_file,
-    .data_file_opened = img->data != img->file ? img->data->name : NULL,
     .data_file_raw = (h->autoclear & AUTOCLEAR_DATA_FILE_RAW) != 0,
     .lazy_refcounts = (h->compatible & COMPAT_LAZY_REFCOUNTS) != 0,
     .refcount_bits = 1u << h->refcount_order,

@@ -34,7 +34,6 @@ struct qcow2_info {
   const char *backing_file;     /* as recorded; NULL if none */
   const char *backing_format;   /* as recorded; NULL if none */
   const char *data_file;        /* as recorded; NULL if none */
-  const char *data_file_opened; /* the path it was opened by, or NULL */
   bool data_file_raw;
   bool lazy_refcounts;
   unsigned refcount_bits;
@@ -67,6 +66,28 @@ extern void qcow2_get_backing (const struct qcow2_image *img,
  * NULL (ENOMEM).
  */
 extern char *qcow2_path_combine (const char *base, const char *name);
+
+/* Where the guest's bytes come from, the way qemu-img map sees a
+ * backing chain: the first layer, from the top (depth 0), that holds
+ * data or zeroes for a range, and where.
+ */
+struct qcow2_map_extent {
+  uint64_t start, length;
+  unsigned depth;               /* the layer; for unallocated, the last
+                                 * one looked at */
+  bool present;                 /* allocated in that layer */
+  bool zero;                    /* reads as zeroes */
+  bool data;                    /* reads from stored data */
+  bool has_offset;              /* stored, uncompressed, unencrypted */
+  uint64_t offset;              /* where, in file */
+  const char *file;             /* the file of that layer */
+};
+
+/* The extent starting at guest offset start, at most length bytes
+ * (start + length <= qcow2_size).  Extents are not merged.
+ */
+extern int qcow2_map_extent (struct qcow2_image *img, uint64_t start,
+                             uint64_t length, struct qcow2_map_extent *e);
 
 /* The name the image was opened by. */
 extern const char *qcow2_filename (const struct qcow2_image *img);
