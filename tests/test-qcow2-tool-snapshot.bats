@@ -175,6 +175,18 @@ create_and_verify ()
     assert_output --partial "refcounts of more than 1 bit"
     cmp "$img" "$t/before.qcow2"
 
+    # 2-bit refcounts hold 3 references: the active image and two
+    # snapshots.
+    qemu-img create -q -f qcow2 -o refcount_bits=2 "$img" 4M
+    qemu-io -c "write -P 1 0 1M" "$img" >/dev/null
+    tool_ok snapshot -c s1 "$img"
+    tool_ok snapshot -c s2 "$img"
+    cp "$img" "$t/before.qcow2"
+    run "$QCOW2_TOOL" snapshot -c s3 "$img"
+    assert_failure 1
+    assert_output --partial "already has the most references 2-bit refcounts hold (3)"
+    cmp "$img" "$t/before.qcow2"
+
     qemu-img create -q -f qcow2 "$img" 4M
     qemu-img snapshot -c s "$img"
     cp "$img" "$t/before.qcow2"

@@ -13,14 +13,16 @@ setup_tool_edits ()
 }
 
 # scenario_image CREATE-OPTIONS CLUSTER: $img with every kind of L2
-# entry (write_scenario, read-functions.bash), plus a compressed cluster.
+# entry (write_scenario, read-functions.bash), plus two compressed
+# clusters (which QEMU packs into one host cluster).
 scenario_image ()
 {
     local c=$2 size
     size=$(image_size "$c")
     qemu-img create -q -f qcow2 -o "$1",cluster_size="$c" "$img" "$size"
     write_scenario "$img" "$c" "$size"
-    qemu-io -c "write -c -P 0xc1 $((18 * c)) $c" "$img" >/dev/null
+    qemu-io -c "write -c -P 0xc1 $((18 * c)) $c" \
+            -c "write -c -P 0xc2 $((19 * c)) $c" "$img" >/dev/null
 }
 
 # tool_ok ARGS...: `run qcow2-tool ARGS...`, which must succeed.

@@ -115,9 +115,38 @@ raise_range (struct qcow2_image *img, uint64_t offset, uint64_t bytes,
   return 0;
 }
 
+/* Refuse before anything changes where a refcount is at its maximum
+ * (narrow refcounts: 2 bits hold 3 references).
+ */
+static int
+check_raise (struct qcow2_image *img, uint64_t offset, uint64_t bytes,
+             bool l2_table)
+{
+  uint64_t first = offset >> img->cluster_bits;
+  uint64_t last = (offset + bytes - 1) >> img->cluster_bits;
+
+  (void) l2_table;
+  for (uint64_t c = first; c <= last; c++) {
+    uint64_t v;
+
+    if (refcount_get (img, c, &v) == -1)
+      return -1;
+    if (v >= img->w->refcount_max) {
+      diag_error ("%s: cluster %#" PRIx64 " already has the most references "
+                  "%u-bit refcounts hold (%" PRIu64 ")", img->filename,
+                  c << img->cluster_bits, 1u << img->hdr.refcount_order, v);
+      errno = EMLINK;
+      return -1;
+    }
+  }
+  return 0;
+}
+
 int
 tree_raise (struct qcow2_image *img, const uint64_t *l1, uint32_t n)
 {
+  if (tree_walk (img, l1, n, check_raise) == -1)
+    return -1;
   /* Half raised refcounts must never reach the disk. */
   if (tree_walk (img, l1, n, raise_range) == -1)
     return write_failed (img);
