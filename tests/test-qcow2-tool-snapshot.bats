@@ -136,6 +136,9 @@ create_and_verify ()
     check_clean "$img"
     run qemu-img snapshot -l "$img"
     assert_output ""
+    run "$QCOW2_TOOL" snapshot -l "$img"
+    assert_success
+    assert_output ""
 }
 
 @test "snapshot -a equals qemu-img snapshot -a, by name and by ID, across a resize" {

@@ -73,7 +73,9 @@ list (const char *image)
   if (img == NULL)
     return TOOL_FAILED;
   qcow2_get_info (img, &in);
-  tool_print_snapshot_list (&in);
+  /* Nothing at all without snapshots, as qemu-img. */
+  if (in.nb_snapshots)
+    tool_print_snapshot_list (&in);
   return tool_close (img);
 }
 
