@@ -2,8 +2,8 @@
 # qcow2-tool commit with QEMU as the oracle: the backing file afterwards
 # shows the guest what `qemu-img commit` leaves in it on a copy, and so
 # does the emptied image, for qcow2 and raw backing files and 2- and
-# 3-deep chains; a kill -9 at every write changes nothing the image
-# shows.
+# 3-deep chains; a kill -9 or an I/O error at every write changes
+# nothing the image shows.
 
 load "${FUNCTIONS_SH:-$BATS_TEST_DIRNAME/functions.sh}"
 load "$BATS_TEST_DIRNAME/read-functions.bash"
@@ -123,16 +123,17 @@ commit_like_qemu ()
     cmp "$t/ours/base.qcow2" "$t/qemu/base.qcow2"
 }
 
-@test "commit: kill -9 at every write: top always shows the same data" {
+@test "commit: kill -9 or EIO at every write: top always shows the same data" {
     requires strace
     chain qcow2 compat=1.1 4096 2
     qemu-img convert -O raw "$t/ours/top.qcow2" "$t/before.raw"
     mkdir "$t/crash"
     n=$(cd "$t/crash" && cp "$t/ours/"* . && writes_of commit top.qcow2)
     ((n > 0))
-    for ((i = 1; i <= n; i++)); do
+    for ((i = 1; i <= 2 * n; i++)); do
         cp "$t/ours/"* "$t/crash/"
-        killed_at "$i" commit "$t/crash/top.qcow2"
+        if ((i <= n)); then killed_at "$i" commit "$t/crash/top.qcow2"
+        else failed_at $((i - n)) commit "$t/crash/top.qcow2"; fi
         check_after_crash "$t/crash/top.qcow2"
         check_after_crash "$t/crash/base.qcow2"
         rm -f "$t/crash.raw"

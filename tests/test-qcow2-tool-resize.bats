@@ -4,8 +4,8 @@
 # and without moving the L1 table), shrinking and --shrink, across
 # cluster sizes, v2 and v3, extended L2, with snapshots and over a
 # backing file; a shrink that would drop data is refused without
-# --shrink and changes nothing; a kill -9 at every write leaves the old
-# or the new image.
+# --shrink and changes nothing; a kill -9 or an I/O error at every
+# write leaves the old or the new image.
 
 load "${FUNCTIONS_SH:-$BATS_TEST_DIRNAME/functions.sh}"
 load "$BATS_TEST_DIRNAME/read-functions.bash"
@@ -125,8 +125,9 @@ grow_and_shrink ()
     check_clean "$img"
 }
 
-# crash_each_write ARGS...: for every pwrite64 of `qcow2-tool ARGS...
-# IMAGE` (IMAGE last), a copy of $img killed there must pass
+# crash_each_write ARGS...: for every pwrite64 of `qcow2-tool ARGS...`
+# (naming $t/crash.qcow2), a copy of $img killed there, and one where
+# it fails with EIO, must pass
 # check_after_crash and show $t/old.raw or $t/new.raw.
 crash_each_write ()
 {
@@ -136,9 +137,10 @@ crash_each_write ()
     n=$(writes_of "$@")
     ((n > 0))
     qemu-img convert -O raw "$t/crash.qcow2" "$t/new.raw"
-    for ((i = 1; i <= n; i++)); do
+    for ((i = 1; i <= 2 * n; i++)); do
         cp "$img" "$t/crash.qcow2"
-        killed_at "$i" "$@"
+        if ((i <= n)); then killed_at "$i" "$@"
+        else failed_at $((i - n)) "$@"; fi
         check_after_crash "$t/crash.qcow2"
         rm -f "$t/crash.raw"
         qemu-img convert -O raw "$t/crash.qcow2" "$t/crash.raw"
@@ -147,7 +149,7 @@ crash_each_write ()
     echo "# $n crash points, ${copied_windows:-0} in the copied-flag window" >&3
 }
 
-@test "resize: kill -9 at every write of a grow and of a shrink" {
+@test "resize: kill -9 or EIO at every write of a grow and of a shrink" {
     requires strace
     scenario_image compat=1.1 4096
     crash_each_write resize "$t/crash.qcow2" 1G

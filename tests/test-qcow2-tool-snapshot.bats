@@ -4,8 +4,9 @@
 # of creation, before and after later writes (QEMU's, and our plugin's,
 # which must copy shared clusters); deleting leaves `qemu-img check`
 # clean (no leaks); applying equals `qemu-img snapshot -a` on a copy;
-# our plugin serves the snapshot (snapshot=); and a kill -9 at any
-# write of a create or a delete leaves the old or the new image.
+# our plugin serves the snapshot (snapshot=); and a kill -9 or an I/O
+# error at any write of a create, a delete or an apply leaves the old or
+# the new image.
 
 load "${FUNCTIONS_SH:-$BATS_TEST_DIRNAME/functions.sh}"
 load "$BATS_TEST_DIRNAME/read-functions.bash"
@@ -216,7 +217,8 @@ create_and_verify ()
 
 # crash_each_write OLD-RAW NEW-RAW ARGS...: for every pwrite64 that
 # `qcow2-tool ARGS... $t/crash.qcow2` makes, a copy of $img killed
-# there; each must pass check_after_crash and show the old or the new
+# there, and one where it fails with EIO; each must pass
+# check_after_crash and show the old or the new
 # guest data and snapshot list (snapshots named in $sn_names, each
 # holding $t/SN.raw).
 crash_each_write ()
@@ -225,9 +227,10 @@ crash_each_write ()
     cp "$img" "$t/crash.qcow2"
     n=$(writes_of "$@" "$t/crash.qcow2")
     ((n > 0))
-    for ((i = 1; i <= n; i++)); do
+    for ((i = 1; i <= 2 * n; i++)); do
         cp "$img" "$t/crash.qcow2"
-        killed_at "$i" "$@" "$t/crash.qcow2"
+        if ((i <= n)); then killed_at "$i" "$@" "$t/crash.qcow2"
+        else failed_at $((i - n)) "$@" "$t/crash.qcow2"; fi
         check_after_crash "$t/crash.qcow2"
         qemu-img convert -O raw "$t/crash.qcow2" "$t/crash.raw"
         cmp "$t/crash.raw" "$old" || cmp "$t/crash.raw" "$new"
@@ -239,7 +242,7 @@ crash_each_write ()
     echo "# $n crash points, $((${copied_windows:-0})) in the copied-flag window" >&3
 }
 
-@test "snapshot -c, -d, -a: kill -9 at every write leaves the old or the new image" {
+@test "snapshot -c, -d, -a: kill -9 or EIO at every write leaves the old or the new image" {
     requires strace
     scenario_image compat=1.1 4096
     tool_ok snapshot -c s1 "$img"

@@ -75,6 +75,17 @@ killed_at ()
         "$QCOW2_TOOL" "$@" >/dev/null 2>&1 || true
 }
 
+# failed_at N ARGS...: qcow2-tool ARGS..., its Nth pwrite64 failing
+# with EIO (and not made), which must fail the command with a message.
+failed_at ()
+{
+    local n=$1; shift
+    run strace -f -o /dev/null -e trace=pwrite64 \
+        -e inject=pwrite64:error=EIO:when="$n" "$QCOW2_TOOL" "$@"
+    assert_failure 1
+    assert_output --partial "Input/output error"
+}
+
 # check_after_crash IMAGE: what `qemu-img check` accepts after a crash:
 # exit 0 or 3 (leaks only).  The one exception: the "copied" flags of
 # the active tables are rewritten after the refcounts they describe (in
