@@ -5,7 +5,7 @@
 # cluster sizes, v2 and v3, extended L2, with snapshots and over a
 # backing file; a shrink that would drop data is refused without
 # --shrink and changes nothing; a kill -9 or an I/O error at every
-# write leaves the old or the new image.
+# write, or a power cut at many points, leaves the old or the new image.
 
 load "${FUNCTIONS_SH:-$BATS_TEST_DIRNAME/functions.sh}"
 load "$BATS_TEST_DIRNAME/read-functions.bash"
@@ -158,4 +158,10 @@ crash_each_write ()
     scenario_image compat=1.1 4096
     crash_each_write resize "$t/crash.qcow2" 64M
     crash_each_write resize --shrink "$t/crash.qcow2" 40960
+}
+
+@test "resize: power cuts at many points of a grow and a shrink" {
+    scenario_image compat=1.1 4096
+    power_cut_each resize "$t/pc.qcow2" 64M
+    power_cut_each resize --shrink "$t/pc.qcow2" 40960
 }

@@ -5,8 +5,9 @@
 # which must copy shared clusters); deleting leaves `qemu-img check`
 # clean (no leaks); applying equals `qemu-img snapshot -a` on a copy;
 # our plugin serves the snapshot (snapshot=); and a kill -9 or an I/O
-# error at any write of a create, a delete or an apply leaves the old or
-# the new image.
+# error at any write of a create, a delete or an apply, or a power cut
+# at many points of a create or a delete (repair-power-cut.py's disk
+# model), leaves the old or the new image.
 
 load "${FUNCTIONS_SH:-$BATS_TEST_DIRNAME/functions.sh}"
 load "$BATS_TEST_DIRNAME/read-functions.bash"
@@ -253,4 +254,12 @@ crash_each_write ()
     crash_each_write "$t/now.raw" "$t/now.raw" snapshot -c s2
     crash_each_write "$t/now.raw" "$t/now.raw" snapshot -d s1
     crash_each_write "$t/now.raw" "$t/s1.raw" snapshot -a s1
+}
+
+@test "snapshot -c, -d: power cuts at many points leave the old or the new image" {
+    scenario_image compat=1.1 4096
+    tool_ok snapshot -c s1 "$img"
+    later_writes "$img" 4096
+    power_cut_each snapshot -c s2 "$t/pc.qcow2"
+    power_cut_each snapshot -d s1 "$t/pc.qcow2"
 }

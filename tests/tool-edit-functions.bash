@@ -108,3 +108,27 @@ check_after_crash ()
         return 1
     fi
 }
+
+# power_cut_each ARGS...: run `qcow2-tool ARGS...` on $t/pc.qcow2 (a
+# copy of $img; ARGS name it) with io-shim recording its system calls,
+# then check what a power cut at many points leaves
+# (repair-power-cut.py edit): the guest data before or after, and
+# qemu-img check as check_after_crash accepts it.
+power_cut_each ()
+{
+    test -e "$IO_SHIM" || skip "io-shim is not built"
+    cp "$img" "$t/pc.qcow2"
+    cp "$img" "$t/pc-initial.qcow2"
+    rm -rf "$t/journal" "$t/scratch" "$t/pc-old.raw" "$t/pc-new.raw"
+    mkdir -p "$t/scratch"
+    qemu-img convert -O raw "$img" "$t/pc-old.raw"
+    LD_PRELOAD=$IO_SHIM IO_SHIM_FILES=$(realpath "$t/pc.qcow2") \
+        IO_SHIM_JOURNAL=$t/journal "$QCOW2_TOOL" "$@" >/dev/null
+    qemu-img convert -O raw "$t/pc.qcow2" "$t/pc-new.raw"
+    run python3 "$BATS_TEST_DIRNAME/repair-power-cut.py" edit \
+        "$t/journal" "$t/pc-initial.qcow2" "$t/pc-old.raw,$t/pc-new.raw" \
+        "$t/scratch"
+    assert_success
+    assert_output --regexp '[0-9]+ cuts, 0 failed'
+    echo "# ${output##*$'\n'}" >&3
+}
