@@ -37,6 +37,9 @@ packages=(
     # the qcow2 filter over nbdkit's curl plugin (a local web server),
     # and QEMU's http driver beside it (bench/filter-bench.sh)
     lighttpd curl qemu-block-extra
+    # kill -9 at every write of qcow2-tool's edits (strace's fault
+    # injection, tests/test-qcow2-tool-*.bats)
+    strace
     # the fuzzers (tests/fuzz/, run briefly by .ci/run)
     clang libclang-rt-14-dev
 )

@@ -20,9 +20,8 @@
 #include "rounding.h"
 
 int64_t
-l1_entry_l2_offset (struct qcow2_image *img, uint32_t index)
+l1_entry_check (struct qcow2_image *img, uint64_t e, uint32_t index)
 {
-  uint64_t e = img->l1[index];
   uint64_t off = e & L1E_OFFSET_MASK;
 
   if (e & L1E_RESERVED_MASK)
@@ -37,6 +36,12 @@ l1_entry_l2_offset (struct qcow2_image *img, uint32_t index)
     return image_corrupt (img, "L2 table offset %#" PRIx64 " in L1 entry %"
                           PRIu32 " is beyond the end of the file", off, index);
   return off;
+}
+
+int64_t
+l1_entry_l2_offset (struct qcow2_image *img, uint32_t index)
+{
+  return l1_entry_check (img, img->l1[index], index);
 }
 
 int

@@ -131,8 +131,8 @@ local_open (void *opaque, const struct qcow2_file_request *req)
       report (req, type);
     return NULL;
   }
-  /* Backing files are never written. */
-  if (req->role != QCOW2_FILE_BACKING &&
+  /* Backing files are never written, but by a commit. */
+  if ((req->role != QCOW2_FILE_BACKING || req->for_writing) &&
       (path = realpath (req->name, NULL)) == NULL) {
     report (req, NULL);
     close (fd);

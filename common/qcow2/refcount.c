@@ -405,6 +405,20 @@ refcount_alloc (struct qcow2_image *img, uint64_t n)
   return (uint64_t) start << img->cluster_bits;
 }
 
+int64_t
+refcount_alloc_at_end (struct qcow2_image *img, uint64_t n)
+{
+  uint64_t start;
+
+  if (check_room (img, img->w->end_cluster + n) == -1)
+    return -1;
+  start = reserve_at_end (img, n);
+  for (uint64_t c = start; c < start + n; c++)
+    if (set_count (img, c, 1) == -1)
+      return write_failed (img);
+  return start << img->cluster_bits;
+}
+
 int
 refcount_release (struct qcow2_image *img, uint64_t offset, uint64_t bytes)
 {

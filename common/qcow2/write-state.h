@@ -116,6 +116,8 @@ extern int refcount_set (struct qcow2_image *img, uint64_t cluster,
  */
 extern int64_t refcount_alloc (struct qcow2_image *img, uint64_t n);
 extern uint64_t refcount_max_run (const struct qcow2_image *img);
+/* The same for any n, past the end of everything (a large table). */
+extern int64_t refcount_alloc_at_end (struct qcow2_image *img, uint64_t n);
 /* Drop one reference from every cluster touched by [offset, +bytes),
  * at the next checkpoint.
  */
@@ -152,6 +154,12 @@ extern int l2_for_write (struct qcow2_image *img, uint64_t l1_index,
                          struct meta_table **t);
 extern void l2_store_entry (struct qcow2_image *img, struct meta_table *t,
                             uint64_t index, uint64_t entry, uint64_t bitmap);
+/* The host bytes an entry holds in the image file (refcounted): false
+ * for none (unallocated, zero without a cluster, an external data file).
+ */
+extern bool l2_entry_host_range (const struct qcow2_image *img,
+                                 const struct l2_entry *d,
+                                 uint64_t *host, uint64_t *len);
 /* Release the clusters an entry points at (deferred). */
 extern int l2_release_entry (struct qcow2_image *img,
                              const struct l2_entry *d);
@@ -231,6 +239,10 @@ extern int claim_metadata_space (struct qcow2_image *img, uint64_t offset,
 extern int header_write_u64 (struct qcow2_image *img, unsigned field,
                              uint64_t value);
 extern void write_state_free (struct qcow2_image *img);
+/* qcow2_prepare_write for a repair by the check (check-repair.c): the
+ * image may be marked corrupt, and a dirty one is not rebuilt.
+ */
+extern int write_prepare_for_repair (struct qcow2_image *img);
 /* Clean close: write everything, clear the dirty bit we set. */
 extern int write_finish (struct qcow2_image *img);
 

@@ -438,20 +438,29 @@ write_run_data (struct qcow2_image *img, const struct run *r,
 }
 
 /* Release what an entry pointed at (at the next checkpoint). */
+bool
+l2_entry_host_range (const struct qcow2_image *img, const struct l2_entry *d,
+                     uint64_t *host, uint64_t *len)
+{
+  if (d->kind == MAP_COMPRESSED) {
+    *host = compressed_host_offset (d->raw, img->cluster_bits);
+    *len = compressed_length (d->raw, img->cluster_bits);
+    return true;
+  }
+  if (d->has_host && img->data == img->file) {
+    *host = d->host;
+    *len = img->cluster_size;
+    return true;
+  }
+  return false;
+}
+
 int
 l2_release_entry (struct qcow2_image *img, const struct l2_entry *d)
 {
   uint64_t host, len;
 
-  if (d->kind == MAP_COMPRESSED) {
-    host = compressed_host_offset (d->raw, img->cluster_bits);
-    len = compressed_length (d->raw, img->cluster_bits);
-  }
-  else if (d->has_host && img->data == img->file) {
-    host = d->host;
-    len = img->cluster_size;
-  }
-  else
+  if (!l2_entry_host_range (img, d, &host, &len))
     return 0;
   /* A hostile image can point a data entry at its own metadata: freeing
    * (and punching) that would destroy it.
