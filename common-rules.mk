@@ -22,6 +22,16 @@ if SANITIZERS
 module_ldflags += -Wl,-z,nodelete
 endif
 
+# nbdkit loads the .so files alone: libtool's .la files have no place in
+# its directories.  Without them libtool's uninstall removes only the
+# .la name, so the .so goes by hand.
+install-data-hook:
+	@for la in $(plugin_LTLIBRARIES); do rm -f "$(DESTDIR)$(plugindir)/$$la"; done
+	@for la in $(filter_LTLIBRARIES); do rm -f "$(DESTDIR)$(filterdir)/$$la"; done
+uninstall-hook:
+	@for la in $(plugin_LTLIBRARIES); do rm -f "$(DESTDIR)$(plugindir)/$${la%.la}.so"; done
+	@for la in $(filter_LTLIBRARIES); do rm -f "$(DESTDIR)$(filterdir)/$${la%.la}.so"; done
+
 # `make check TESTS="test-luks test-foo.bats"` from the top: a TESTS on
 # the command line reaches every directory, and each runs only the tests
 # of that list that are its own (programs it builds, scripts it has).
