@@ -35,9 +35,11 @@ uninstall-hook:
 # `make check TESTS="test-luks test-foo.bats"` from the top: a TESTS on
 # the command line reaches every directory, and each runs only the tests
 # of that list that are its own (programs it builds, scripts it has).
+# Without a TESTS on the command line, configure's CHECK_TESTS (make
+# distcheck's quick subset) narrows make check in the same way.
 # ($(eval) rather than ifneq, which automake would take for its own if.)
 tests_from_command_line := $(filter command line,$(origin TESTS))
-tests_on_command_line := $(TESTS)
-$(if $(tests_from_command_line),$(eval override TESTS = $$(filter \
+tests_selected := $(strip $(if $(tests_from_command_line),$(TESTS),$(CHECK_TESTS)))
+$(if $(tests_selected),$(eval override TESTS = $$(filter \
 	$$(check_PROGRAMS) $$(check_SCRIPTS) $$(notdir $$(wildcard $$(srcdir)/*)), \
-	$$(tests_on_command_line))))
+	$$(tests_selected))))

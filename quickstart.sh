@@ -39,6 +39,8 @@ packages=(
     lighttpd curl qemu-block-extra
     # the fuzzers (tests/fuzz/, run briefly by .ci/run)
     clang libclang-rt-14-dev
+    # the Debian packages and their test (make check-deb, run by .ci/run)
+    debhelper man-db
 )
 
 say () { printf '\n=== %s\n' "$*"; }
