@@ -202,7 +202,7 @@ qcow2_close (struct qcow2_image *img)
   header_free (&img->hdr);
   pthread_rwlock_destroy (&img->meta_lock);
   free (img->l1);
-  free (img->snapshot_l1s);
+  snapshots_free (img->snapshots, img->hdr.nb_snapshots);
   free (img->filename);
   free (img);
   return r;

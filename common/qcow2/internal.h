@@ -9,6 +9,7 @@
 
 #include "format.h"
 #include "qcow2.h"
+#include "qcow2-info.h"
 
 struct io;
 struct meta_cache;
@@ -132,11 +133,10 @@ struct qcow2_image {
    */
   pthread_rwlock_t meta_lock;
 
-  /* Every snapshot's L1 table, for repair and the overlap check. */
-  struct snapshot_l1 {
-    uint64_t offset;
-    uint32_t size;
-  } *snapshot_l1s;
+  /* The snapshot table (snapshot.c): every snapshot's L1 table, for
+   * repair and the overlap check, and what qcow2_get_info reports.
+   */
+  struct qcow2_snapshot_info *snapshots;
   uint64_t snapshot_table_bytes;
 
   bool metadata_preallocated;   /* see prealloc.c */
@@ -258,6 +258,7 @@ extern int data_file_open (struct qcow2_image *img,
 /* snapshot.c: parse the snapshot table; switch to opts->snapshot. */
 extern int snapshot_open (struct qcow2_image *img,
                           const struct qcow2_options *opts);
+extern void snapshots_free (struct qcow2_snapshot_info *sn, uint32_t n);
 
 /* qcow1.c: the predecessor format, served by the same read path. */
 extern bool qcow1_detect (struct io *file, uint64_t file_size);

@@ -80,25 +80,25 @@ report_l2_tables (struct walk *wk, enum metadata_kind kind,
 
 /* A snapshot's L1 table, then (read from the file) its L2 tables. */
 static int
-report_snapshot (struct walk *wk, const struct snapshot_l1 *sn)
+report_snapshot (struct walk *wk, const struct qcow2_snapshot_info *sn)
 {
-  uint64_t bytes = (uint64_t) sn->size * 8;
+  uint64_t bytes = (uint64_t) sn->l1_size * 8;
   uint64_t *l1;
   int r;
 
-  r = report (wk, MD_INACTIVE_L1, sn->offset, bytes);
-  if (r != 0 || sn->size == 0 || !(wk->kinds & MD_BIT (MD_INACTIVE_L2)))
+  r = report (wk, MD_INACTIVE_L1, sn->l1_offset, bytes);
+  if (r != 0 || sn->l1_size == 0 || !(wk->kinds & MD_BIT (MD_INACTIVE_L2)))
     return r;
   l1 = malloc (bytes);
   if (l1 == NULL) {
     diag_error ("malloc: %m");
     return -1;
   }
-  r = io_pread (wk->img->file, l1, bytes, sn->offset);
-  for (uint32_t i = 0; r == 0 && i < sn->size; i++)
+  r = io_pread (wk->img->file, l1, bytes, sn->l1_offset);
+  for (uint32_t i = 0; r == 0 && i < sn->l1_size; i++)
     l1[i] = load_be64 (&l1[i]);
   if (r == 0)
-    r = report_l2_tables (wk, MD_INACTIVE_L2, l1, sn->size);
+    r = report_l2_tables (wk, MD_INACTIVE_L2, l1, sn->l1_size);
   free (l1);
   return r;
 }
@@ -126,7 +126,7 @@ metadata_for_each (struct qcow2_image *img, unsigned kinds, metadata_fn fn,
                    img->snapshot_table_bytes)) != 0)
     return r;
   for (uint32_t i = 0; i < img->hdr.nb_snapshots; i++)
-    if ((r = report_snapshot (&wk, &img->snapshot_l1s[i])) != 0)
+    if ((r = report_snapshot (&wk, &img->snapshots[i])) != 0)
       return r;
   if (img->hdr.crypto_offset)
     r = report (&wk, MD_CRYPTO_HEADER, img->hdr.crypto_offset,

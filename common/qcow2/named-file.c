@@ -42,7 +42,8 @@ named_file_policy (const struct qcow2_image *img,
                    const struct qcow2_options *opts,
                    enum qcow2_file_role role)
 {
-  if (opts->backing != QCOW2_BACKING_NONE || role == QCOW2_FILE_IMAGE)
+  if (opts->backing == QCOW2_BACKING_AUTO || role == QCOW2_FILE_IMAGE ||
+      (opts->backing == QCOW2_BACKING_SKIP && role == QCOW2_FILE_DATA))
     return FILE_OPEN;
   if (role == QCOW2_FILE_BACKING) {
     diag_debug ("%s: not opening backing file %s (backing=none)",

@@ -57,6 +57,9 @@ extern const struct qcow2_opener qcow2_local_files;
 enum qcow2_backing_mode {
   QCOW2_BACKING_AUTO,           /* follow the chain recorded in the image */
   QCOW2_BACKING_NONE,           /* serve the top image alone */
+  QCOW2_BACKING_SKIP,           /* the same, but open the data file the
+                                   image names (qcow2-tool: the image is
+                                   looked at, not served) */
 };
 
 struct qcow2_options {
@@ -69,6 +72,10 @@ struct qcow2_options {
   const char *snapshot;         /* export this internal snapshot, read-only */
   const char *passphrase;       /* for encrypted images (and their backing files) */
   unsigned max_chain_depth;     /* 0 = default (16, as QEMU) */
+  /* For a check of the image (qcow2-tool check): a snapshot whose L1
+   * table is misplaced is left for the check to report, not refused.
+   */
+  bool check;
   /* Caps on the LUKS key derivation of encrypted images; 0s = defaults. */
   struct luks_kdf_limits kdf_limits;
 };

@@ -3,7 +3,8 @@
  * The snapshot table is read and validated whenever an image has one:
  * every entry must lie inside the file, carry at most 1024 bytes of
  * extra data, and point at an L1 table that lies inside the file and
- * covers the snapshot's disk size.  The list is logged at debug level.
+ * covers the snapshot's disk size (for a check, only the one served:
+ * the check reports the others).  The list is logged at debug level.
  * When a snapshot is asked for, its L1 table replaces the active one
  * and the image is served read-only with the snapshot's own size.
  */
@@ -35,22 +36,13 @@
 
 #define SN_EXTRA_VM_STATE_SIZE 0
 #define SN_EXTRA_DISK_SIZE     8
+#define SN_EXTRA_ICOUNT       16
 
 #define MAX_SNAPSHOT_EXTRA   1024
 #define MAX_SNAPSHOT_TABLE   (64 * 1024 * 1024)    /* QEMU's limit */
 
-struct snapshot {
-  uint64_t l1_offset;
-  uint32_t l1_size;
-  uint64_t disk_size;
-  uint64_t vm_state_size;
-  uint32_t date_sec;
-  char *id;
-  char *name;
-};
-
-static void
-free_snapshots (struct snapshot *sn, uint32_t n)
+void
+snapshots_free (struct qcow2_snapshot_info *sn, uint32_t n)
 {
   if (sn == NULL)
     return;
@@ -82,7 +74,7 @@ printable_copy (const unsigned char *p, size_t len)
  */
 static int
 check_snapshot_l1 (struct qcow2_image *img, uint32_t i,
-                   const struct snapshot *sn)
+                   const struct qcow2_snapshot_info *sn)
 {
   const unsigned shift = img->l2_bits + img->cluster_bits;
   uint64_t needed = (sn->disk_size >> shift)
@@ -113,7 +105,7 @@ check_snapshot_l1 (struct qcow2_image *img, uint32_t i,
 /* Read the table entry at *offset into sn and move *offset past it. */
 static int
 read_entry (struct qcow2_image *img, uint32_t i, uint64_t *offset,
-            struct snapshot *sn)
+            struct qcow2_snapshot_info *sn, bool check)
 {
   unsigned char fixed[SN_FIXED_LENGTH];
   unsigned char *var;
@@ -134,6 +126,8 @@ read_entry (struct qcow2_image *img, uint32_t i, uint64_t *offset,
   id_len = load_be16 (fixed + SN_ID_LEN);
   name_len = load_be16 (fixed + SN_NAME_LEN);
   sn->date_sec = load_be32 (fixed + SN_DATE_SEC);
+  sn->date_nsec = load_be32 (fixed + SN_DATE_NSEC);
+  sn->vm_clock_nsec = load_be64 (fixed + SN_VM_CLOCK_NSEC);
   sn->vm_state_size = load_be32 (fixed + SN_VM_STATE_SIZE);
   extra_size = load_be32 (fixed + SN_EXTRA_SIZE);
   if (extra_size > MAX_SNAPSHOT_EXTRA)
@@ -167,6 +161,11 @@ read_entry (struct qcow2_image *img, uint32_t i, uint64_t *offset,
     sn->vm_state_size = load_be64 (var + SN_EXTRA_VM_STATE_SIZE);
   if (extra_size >= SN_EXTRA_DISK_SIZE + 8)
     sn->disk_size = load_be64 (var + SN_EXTRA_DISK_SIZE);
+  /* All ones: not recorded. */
+  if (extra_size >= SN_EXTRA_ICOUNT + 8) {
+    sn->icount = load_be64 (var + SN_EXTRA_ICOUNT);
+    sn->has_icount = sn->icount != UINT64_MAX;
+  }
   sn->id = printable_copy (var + extra_size, id_len);
   sn->name = printable_copy (var + extra_size + id_len, name_len);
   free (var);
@@ -174,12 +173,12 @@ read_entry (struct qcow2_image *img, uint32_t i, uint64_t *offset,
     return -1;
 
   *offset = ROUND_UP (*offset + SN_FIXED_LENGTH + var_len, 8);
-  return check_snapshot_l1 (img, i, sn);
+  return check ? 0 : check_snapshot_l1 (img, i, sn);
 }
 
 /* Like QEMU: an ID matches first, then a name. */
-static const struct snapshot *
-find_snapshot (const struct snapshot *sn, uint32_t n, const char *want)
+static const struct qcow2_snapshot_info *
+find_snapshot (const struct qcow2_snapshot_info *sn, uint32_t n, const char *want)
 {
   for (uint32_t i = 0; i < n; i++)
     if (strcmp (sn[i].id, want) == 0)
@@ -191,8 +190,11 @@ find_snapshot (const struct snapshot *sn, uint32_t n, const char *want)
 }
 
 static int
-select_snapshot (struct qcow2_image *img, const struct snapshot *sn)
+select_snapshot (struct qcow2_image *img, const struct qcow2_snapshot_info *sn)
 {
+  /* Validated already, unless opened for a check. */
+  if (check_snapshot_l1 (img, sn - img->snapshots, sn) == -1)
+    return -1;
   free (img->l1);
   img->l1 = NULL;
   if (image_load_l1 (img, sn->l1_offset, sn->l1_size) == -1)
@@ -209,8 +211,8 @@ snapshot_open (struct qcow2_image *img, const struct qcow2_options *opts)
 {
   const uint32_t n = img->hdr.nb_snapshots;
   uint64_t offset = img->hdr.snapshots_offset;
-  struct snapshot *sn = NULL;
-  const struct snapshot *want;
+  struct qcow2_snapshot_info *sn = NULL;
+  const struct qcow2_snapshot_info *want;
   int r = -1;
 
   if (n == 0) {
@@ -228,7 +230,7 @@ snapshot_open (struct qcow2_image *img, const struct qcow2_options *opts)
     return -1;
   }
   for (uint32_t i = 0; i < n; i++) {
-    if (read_entry (img, i, &offset, &sn[i]) == -1)
+    if (read_entry (img, i, &offset, &sn[i], opts->check) == -1)
       goto out;
     diag_debug ("%s: snapshot id %s name %s: disk size %" PRIu64
                 ", vm state %" PRIu64 " bytes, date %" PRIu32,
@@ -237,19 +239,12 @@ snapshot_open (struct qcow2_image *img, const struct qcow2_options *opts)
   }
 
   img->snapshot_table_bytes = offset - img->hdr.snapshots_offset;
-  img->snapshot_l1s = calloc (n, sizeof *img->snapshot_l1s);
-  if (img->snapshot_l1s == NULL) {
-    diag_error ("calloc: %m");
-    goto out;
-  }
-  for (uint32_t i = 0; i < n; i++) {
-    img->snapshot_l1s[i].offset = sn[i].l1_offset;
-    img->snapshot_l1s[i].size = sn[i].l1_size;
-  }
+  img->snapshots = sn;
+  sn = NULL;
 
   r = 0;
   if (opts->snapshot) {
-    want = find_snapshot (sn, n, opts->snapshot);
+    want = find_snapshot (img->snapshots, n, opts->snapshot);
     if (want == NULL) {
       diag_error ("%s: snapshot %s not found (by ID or name)",
                   img->filename, opts->snapshot);
@@ -263,7 +258,7 @@ snapshot_open (struct qcow2_image *img, const struct qcow2_options *opts)
  out:
   {
     int e = errno;
-    free_snapshots (sn, n);
+    snapshots_free (sn, n);
     errno = e;
   }
   return r;

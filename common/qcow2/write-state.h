@@ -231,6 +231,10 @@ extern int claim_metadata_space (struct qcow2_image *img, uint64_t offset,
 extern int header_write_u64 (struct qcow2_image *img, unsigned field,
                              uint64_t value);
 extern void write_state_free (struct qcow2_image *img);
+/* qcow2_prepare_write for a repair by the check (check-repair.c): the
+ * image may be marked corrupt, and a dirty one is not rebuilt.
+ */
+extern int write_prepare_for_repair (struct qcow2_image *img);
 /* Clean close: write everything, clear the dirty bit we set. */
 extern int write_finish (struct qcow2_image *img);
 

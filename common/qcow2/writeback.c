@@ -184,8 +184,11 @@ header_prepare (struct qcow2_image *img)
   return 0;
 }
 
+/* for_repair: a check is about to repair the image (check-repair.c):
+ * neither its corrupt bit nor its dirty bit stops it or is acted on.
+ */
 static int
-prepare_locked (struct qcow2_image *img)
+prepare_locked (struct qcow2_image *img, bool for_repair)
 {
   if (img->w)
     return 0;
@@ -194,7 +197,7 @@ prepare_locked (struct qcow2_image *img)
     errno = EROFS;
     return -1;
   }
-  if (img->hdr.incompatible & INCOMPAT_CORRUPT) {
+  if (!for_repair && (img->hdr.incompatible & INCOMPAT_CORRUPT)) {
     diag_error ("%s: the image is marked corrupt; repair it with "
                 "'qemu-img check -r all' before writing", img->filename);
     errno = EIO;
@@ -211,7 +214,8 @@ prepare_locked (struct qcow2_image *img)
   pthread_cond_init (&img->w->inflight_done, NULL);
   if (refcount_init (img) == -1)
     goto fail;
-  if ((img->hdr.incompatible & INCOMPAT_DIRTY) && refcount_rebuild (img) == -1)
+  if (!for_repair && (img->hdr.incompatible & INCOMPAT_DIRTY) &&
+      refcount_rebuild (img) == -1)
     goto fail;
   if (header_prepare (img) == -1)
     goto fail;
@@ -226,7 +230,14 @@ int
 qcow2_prepare_write (struct qcow2_image *img)
 {
   SCOPED_WRLOCK (&img->meta_lock);
-  return prepare_locked (img);
+  return prepare_locked (img, false);
+}
+
+int
+write_prepare_for_repair (struct qcow2_image *img)
+{
+  SCOPED_WRLOCK (&img->meta_lock);
+  return prepare_locked (img, true);
 }
 
 void

@@ -124,10 +124,20 @@ serves_reference ()
     assert_output ""
 }
 
+@test "installed: qcow2-tool on PATH: info as qemu-img's, check clean" {
+    run command -v qcow2-tool
+    assert_output /usr/bin/qcow2-tool
+    run qcow2-tool info "$BATS_FILE_TMPDIR/disk.qcow2"
+    assert_success
+    assert_equal "$output" "$(qemu-img info "$BATS_FILE_TMPDIR/disk.qcow2")"
+    run qcow2-tool check "$BATS_FILE_TMPDIR/disk.qcow2"
+    assert_success
+}
+
 @test "installed: man finds every page" {
     local page
     for page in nbdkit-qcow2-plugin nbdkit-qcow2-filter nbdkit-luks2-filter \
-                nbdkit-compress-filter; do
+                nbdkit-compress-filter qcow2-tool; do
         run man -w "$page"
         assert_success
         assert_output "/usr/share/man/man1/$page.1.gz"
