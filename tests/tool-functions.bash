@@ -124,3 +124,26 @@ compare_repair ()
     run qemu-img compare -f qcow2 -F qcow2 "$image" "$copy"
     assert_success
 }
+
+# repair_power_cut IMAGE MODE: run `qcow2-tool check -r MODE IMAGE`
+# with io-shim recording its system calls, then check what a power cut
+# at many points of it leaves (repair-power-cut.py).
+repair_power_cut ()
+{
+    local image=$1 mode=$2 t=$BATS_TEST_TMPDIR
+    cp "$image" "$t/initial.qcow2"
+    cp "$image" "$t/qemu-repaired.qcow2"
+    qemu-img check -q -r all "$t/qemu-repaired.qcow2" >/dev/null 2>&1 || :
+    qemu-img convert -O raw "$t/qemu-repaired.qcow2" "$t/reference.raw"
+    test -e "$IO_SHIM" || skip "io-shim is not built"
+    # The shim appends: a journal per run.
+    rm -rf "$t/journal" "$t/scratch"
+    LD_PRELOAD=$IO_SHIM IO_SHIM_FILES=$(realpath "$image") \
+        IO_SHIM_JOURNAL=$t/journal "$QCOW2_TOOL" check -r "$mode" "$image" \
+        >/dev/null 2>&1 || :
+    mkdir -p "$t/scratch"
+    run python3 "$BATS_TEST_DIRNAME/repair-power-cut.py" "$mode" \
+        "$t/journal" "$t/initial.qcow2" "$t/reference.raw" "$t/scratch"
+    assert_success
+    assert_output --regexp '[0-9]+ cuts, 0 failed'
+}
