@@ -42,6 +42,8 @@ packages=(
     strace
     # the fuzzers (tests/fuzz/, run briefly by .ci/run)
     clang libclang-rt-14-dev
+    # the Debian packages and their test (make check-deb, run by .ci/run)
+    debhelper man-db
 )
 
 say () { printf '\n=== %s\n' "$*"; }

@@ -22,7 +22,7 @@
 #                           a UNIT of "s" (times) means lower is better
 #
 # Environment every script honours: BUILDDIR (default: the top of the
-# tree, holding qcow2.so, luks.so, compress.so), WORKDIR (default
+# tree, holding qcow2.so, luks2.so, compress.so), WORKDIR (default
 # bench/out: data files kept between runs), ROUNDS, SIZE.
 
 bench_init ()

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Read and write throughput of a LUKS1 volume (aes-xts-plain64, SIZE
 # (1G) of random data) served three ways, side by side in one run:
-#   ours    nbdkit file + this tree's luks filter (--filter=./luks.so)
+#   ours    nbdkit file + this tree's luks filter (--filter=./luks2.so)
 #   qemu    qemu-nbd --image-opts driver=luks (--shared=0, multi-conn)
 #   system  nbdkit file + the system's nbdkit-luks-filter
 # Rows (not in issue 10's table; bench/suite.sh prints them as extras):
@@ -12,14 +12,14 @@
 #   bench/luks-bench.sh [ROUNDS]      (default $ROUNDS, else 3)
 #
 # Environment: BUILDDIR, WORKDIR (bench/lib.sh); SIZE (1G); LUKS_FILTER
-# (default BUILDDIR/luks.so); ROWS (both rows).
+# (default BUILDDIR/luks2.so); ROWS (both rows).
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
 bench_init
 rounds=${1:-${ROUNDS:-3}}
 size=${SIZE:-1G}
-ours=${LUKS_FILTER:-$builddir/luks.so}
+ours=${LUKS_FILTER:-$builddir/luks2.so}
 test -e "$ours" || { echo "$0: $ours not built (run make)" >&2; exit 1; }
 export PATH=/usr/sbin:/usr/bin:$PATH
 bench_need nbdkit qemu-nbd qemu-img nbdcopy nbdinfo

@@ -398,8 +398,8 @@ luks_cache (nbdkit_next *next, void *handle, uint32_t count,
 }
 
 static struct nbdkit_filter filter = {
-  .name = "luks",
-  .longname = "nbdkit luks filter (LUKS1 and LUKS2)",
+  .name = "luks2",
+  .longname = "nbdkit luks2 filter (LUKS1 and LUKS2)",
   .load = luks_load,
   .unload = luks_unload,
   .config = luks_config,
