@@ -143,6 +143,8 @@ tool_open (const char *filename, unsigned flags)
     .backing = (flags & TOOL_OPEN_NO_BACKING) ? QCOW2_BACKING_SKIP
                : QCOW2_BACKING_AUTO,
     .check = (flags & TOOL_OPEN_CHECK) != 0,
+    /* No subcommand here reads guest data: encrypted images need no key. */
+    .metadata_only = !(flags & TOOL_OPEN_WRITABLE),
   };
   struct qcow2_image *img;
 
