@@ -82,6 +82,8 @@ matrix_image ()
 }
 
 @test "info, map: an external data file" {
+    # qemu-img creates the data file relative to the working directory.
+    cd "$BATS_TEST_TMPDIR"
     qemu-img create -q -f qcow2 -o data_file=data.raw "$img" 4M
     qemu-io -f qcow2 -c "write -P 1 1M 64k" -c "write -P 2 3M 4k" "$img" >/dev/null
     compare_info_map "$img"
