@@ -82,6 +82,8 @@ matrix_image ()
 }
 
 @test "info, map: an external data file" {
+    # qemu-img creates the data file relative to the working directory.
+    cd "$BATS_TEST_TMPDIR"
     qemu-img create -q -f qcow2 -o data_file=data.raw "$img" 4M
     qemu-io -f qcow2 -c "write -P 1 1M 64k" -c "write -P 2 3M 4k" "$img" >/dev/null
     compare_info_map "$img"
@@ -154,4 +156,29 @@ matrix_image ()
     run "$QCOW2_TOOL" --help
     assert_success
     assert_line --partial "info [--output=human|json]"
+}
+
+@test "info, map, check: a LUKS-encrypted image, without its passphrase" {
+    local secret=(--object secret,id=s0,data=tool-secret)
+    local opts=driver=qcow2,file.filename=$img,encrypt.key-secret=s0
+    qemu-img create -q -f qcow2 "${secret[@]}" \
+        -o encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10 "$img" 4M
+    qemu-io "${secret[@]}" --image-opts "$opts" \
+        -c "write -P 1 0 64k" -c "write -z 1M 64k" >/dev/null
+    # qemu-img info needs no key either; it also details the LUKS header.
+    compare_json info "$img" -- encrypt
+    run "$QCOW2_TOOL" info "$img"
+    assert_line "encrypted: yes"
+    # map and check need the key in qemu-img: given by --image-opts.
+    qemu-img map --output=json "${secret[@]}" --image-opts "$opts" \
+        > "$BATS_TEST_TMPDIR/qemu-map.json"
+    run "$QCOW2_TOOL" map --output=json "$img"
+    assert_success
+    printf '%s\n' "$output" > "$BATS_TEST_TMPDIR/ours-map.json"
+    run python3 "$BATS_TEST_DIRNAME/json-compare.py" \
+        "$BATS_TEST_TMPDIR/ours-map.json" "$BATS_TEST_TMPDIR/qemu-map.json"
+    assert_success
+    run "$QCOW2_TOOL" check "$img"
+    assert_success
+    assert_line "No errors were found on the image."
 }

@@ -147,6 +147,8 @@ tool_open (const char *filename, unsigned flags)
                : QCOW2_BACKING_AUTO,
     .writable_backing = (flags & TOOL_OPEN_WRITABLE_BACKING) != 0,
     .check = (flags & TOOL_OPEN_CHECK) != 0,
+    /* No subcommand here reads guest data: encrypted images need no key. */
+    .metadata_only = !(flags & TOOL_OPEN_WRITABLE),
   };
   struct qcow2_image *img;
 

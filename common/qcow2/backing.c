@@ -122,6 +122,7 @@ open_image (struct qcow2_image *img, const struct qcow2_options *opts,
     .backing = QCOW2_BACKING_AUTO,
     .max_chain_depth = opts->max_chain_depth,
     .passphrase = opts->passphrase,     /* one passphrase for the chain */
+    .metadata_only = opts->metadata_only,
     .kdf_limits = opts->kdf_limits,
   };
   char *path = strdup (file->name);

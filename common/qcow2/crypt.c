@@ -126,6 +126,11 @@ crypt_open (struct qcow2_image *img, const struct qcow2_options *opts)
 
   if (method == CRYPT_NONE)
     return 0;
+  if (opts->passphrase == NULL && opts->metadata_only) {
+    diag_debug ("%s: encrypted (%s), opened for its metadata only",
+                img->filename, method_name (method));
+    return 0;
+  }
   if (opts->passphrase == NULL) {
     diag_error ("%s: the image is encrypted (%s): a passphrase is needed "
                 "to open it", img->filename, method_name (method));

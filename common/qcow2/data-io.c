@@ -6,6 +6,9 @@
  */
 #include <config.h>
 
+#include <errno.h>
+
+#include "diag.h"
 #include "internal.h"
 #include "io.h"
 
@@ -28,12 +31,29 @@ data_write_plain (struct qcow2_image *img, const void *buf, uint64_t count,
   return io_pwrite (img->data, buf, count, host);
 }
 
+/* An encrypted image opened without its key (metadata_only in
+ * qcow2_options): the stored bytes are not the guest's.
+ */
+static int
+no_key (struct qcow2_image *img)
+{
+  if (img->crypt || img->hdr.crypt_method == CRYPT_NONE)
+    return 0;
+  diag_error ("%s: the image is encrypted and was opened without its "
+              "passphrase: its data cannot be read or written",
+              img->filename);
+  errno = EPERM;
+  return -1;
+}
+
 int
 data_read (struct qcow2_image *img, void *buf, uint64_t count, uint64_t host,
            uint64_t guest)
 {
   if (img->crypt)
     return crypt_read (img, buf, count, host, guest);
+  if (no_key (img) == -1)
+    return -1;
   return data_read_plain (img, buf, count, host);
 }
 
@@ -43,5 +63,7 @@ data_write (struct qcow2_image *img, const void *buf, uint64_t count,
 {
   if (img->crypt)
     return crypt_write (img, buf, count, host, guest);
+  if (no_key (img) == -1)
+    return -1;
   return data_write_plain (img, buf, count, host);
 }

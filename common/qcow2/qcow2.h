@@ -80,6 +80,11 @@ struct qcow2_options {
    * table is misplaced is left for the check to report, not refused.
    */
   bool check;
+  /* Open an encrypted image without its passphrase (qcow2-tool info,
+   * map, check): its metadata can be read, its guest data can be
+   * neither read nor written (EPERM).
+   */
+  bool metadata_only;
   /* Caps on the LUKS key derivation of encrypted images; 0s = defaults. */
   struct luks_kdf_limits kdf_limits;
 };

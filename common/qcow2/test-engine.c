@@ -315,6 +315,41 @@ test_opener (void)
   printf ("ok: images in memory, through an opener\n");
 }
 
+/* An encrypted image opened without its passphrase for its metadata
+ * (qcow2_options.metadata_only): no guest byte goes in or out.
+ */
+static void
+test_metadata_only (const char *dir)
+{
+  char path[4096];
+  struct qcow2_create_options c = {
+    .filename = path, .size = 1 << 20, .encrypt = QCOW2_ENCRYPT_LUKS,
+    .passphrase = "secret", .encrypt_iter_time = 10,
+  };
+  struct qcow2_options o = {
+    .opener = &qcow2_local_files, .filename = path, .passphrase = "secret",
+  };
+  struct qcow2_image *img;
+  unsigned char buf[512] = { 1 };
+
+  snprintf (path, sizeof path, "%s/encrypted.qcow2", dir);
+  assert (qcow2_create (&c) == 0);
+  assert (qcow2_open (&o, &img) == 0);
+  assert (qcow2_prepare_write (img) == 0);
+  assert (qcow2_pwrite (img, buf, sizeof buf, 0, 0) == 0);
+  assert (qcow2_close (img) == 0);
+
+  o.passphrase = NULL;
+  assert (qcow2_open (&o, &img) == -1 && errno == EPERM);
+  o.metadata_only = true;
+  assert (qcow2_open (&o, &img) == 0);
+  assert (qcow2_pread (img, buf, sizeof buf, 0) == -1 && errno == EPERM);
+  assert (qcow2_prepare_write (img) == -1 && errno == EPERM);
+  assert (qcow2_close (img) == 0);
+  unlink (path);
+  printf ("ok: an encrypted image opened for its metadata only\n");
+}
+
 int
 main (void)
 {
@@ -324,6 +359,7 @@ main (void)
   test_refcount_packing ();
   test_opener ();
   assert (mkdtemp (dir));
+  test_metadata_only (dir);
   run_config (dir, 65536, 3, 16, false, false);
   run_config (dir, 512, 3, 1, false, false);
   run_config (dir, 512, 3, 64, false, false);

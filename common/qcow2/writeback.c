@@ -197,6 +197,12 @@ prepare_locked (struct qcow2_image *img, bool for_repair)
     errno = EROFS;
     return -1;
   }
+  if (!for_repair && img->hdr.crypt_method != CRYPT_NONE && img->crypt == NULL) {
+    diag_error ("%s: the image is encrypted and was opened without its "
+                "passphrase: it cannot be written", img->filename);
+    errno = EPERM;
+    return -1;
+  }
   if (!for_repair && (img->hdr.incompatible & INCOMPAT_CORRUPT)) {
     diag_error ("%s: the image is marked corrupt; repair it with "
                 "'qemu-img check -r all' before writing", img->filename);
