@@ -1,6 +1,6 @@
 /* nbdkit qcow2 filter: the plugin below holds a qcow2 image, the
  * filter serves its guest view.  The same engine and glue as the qcow2
- * plugin (plugins/qcow2/glue.h); only where the files come from
+ * plugin (glue/glue.h); only where the files come from
  * differs.
  *
  * The image is opened once per nbdkit process, in .after_fork, over
