@@ -48,21 +48,27 @@ unlock (struct io_next *n)
     pthread_mutex_unlock (n->lock);
 }
 
+/* The size of the layer below, asked once: nbdkit cannot change it
+ * while the layer is open.
+ */
+static int
+ask_size (struct io_next *n, nbdkit_next *next)
+{
+  lock (n);
+  n->size = next->get_size (next);
+  unlock (n);
+  if (n->size == -1) {
+    diag_error ("%s: cannot get the size of the layer below", n->io.name);
+    errno = EIO;
+    return -1;
+  }
+  return 0;
+}
+
 static int64_t
 next_size (struct io *io)
 {
-  struct io_next *n = (struct io_next *) io;
-  nbdkit_next *next = current (n);
-  int64_t size;
-
-  lock (n);
-  size = next->get_size (next);
-  unlock (n);
-  if (size == -1) {
-    diag_error ("%s: cannot get the size of the layer below", io->name);
-    errno = EIO;
-  }
-  return size;
+  return ((struct io_next *) io)->size;
 }
 
 static int
@@ -70,8 +76,6 @@ check_range (struct io *io, uint64_t count, uint64_t offset)
 {
   int64_t size = next_size (io);
 
-  if (size == -1)
-    return -1;
   if (!range_within (offset, count, size)) {
     diag_error ("%s: %" PRIu64 " bytes at offset %" PRIu64 " lie beyond "
                 "the end (%" PRIi64 " bytes)", io->name, count, offset, size);
@@ -202,7 +206,7 @@ static const struct io_ops next_ops = {
   .close = next_close,
 };
 
-void
+int
 io_next_init (struct io_next *n, nbdkit_next *next, const char *name)
 {
   n->io.ops = &next_ops;
@@ -211,6 +215,7 @@ io_next_init (struct io_next *n, nbdkit_next *next, const char *name)
   n->io.fixed_size = true;
   n->next = next;
   n->lock = NULL;
+  return ask_size (n, next);
 }
 
 /* ---------------------------------------------------------------- */
@@ -385,7 +390,8 @@ io_next_open_shared (nbdkit_backend *backend, const char *exportname,
     diag_error ("%s: cannot open the layer below", name);
     goto fail;
   }
-  io_next_init (&s->n, s->ro, s->name);
+  if (io_next_init (&s->n, s->ro, s->name) == -1)
+    goto fail;
   s->n.io.ops = &shared_ops;
   s->n.io.readonly = true;
   if (serialize)

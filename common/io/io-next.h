@@ -16,6 +16,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <nbdkit-filter.h>
 
@@ -28,11 +29,14 @@ struct io_next {
    * be called from several threads at once; NULL where it may.
    */
   pthread_mutex_t *lock;
+  int64_t size;                 /* of the layer below, asked once */
 };
 
-/* An io over the context of one connection; valid while next is. */
-extern void io_next_init (struct io_next *n, nbdkit_next *next,
-                          const char *name);
+/* An io over the context of one connection; valid while next is.
+ * Asks the layer's size (reporting a failure) and returns 0, or -1.
+ */
+extern int io_next_init (struct io_next *n, nbdkit_next *next,
+                         const char *name);
 
 /* An io over contexts of its own into the layer below, shared by every
  * connection (nbdkit_next_context_open with shared set), for a filter
