@@ -213,8 +213,7 @@ open_layer (void)
   /* The default export: a plugin's own parameters choose another (the
    * nbd plugin's export=, which this filter must not take).
    */
-  return io_next_open_shared (backend, "", IMAGE_NAME,
-                              thread_model != NBDKIT_THREAD_MODEL_PARALLEL);
+  return io_next_open_shared (backend, "", IMAGE_NAME, thread_model);
 }
 
 static struct io *
