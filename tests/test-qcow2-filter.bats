@@ -581,6 +581,36 @@ filter_create ()
     cmp "$T/first" "$T/second"
 }
 
+@test "filter write: dirty L2 tables are written back in file order" {
+    local T=$BATS_TEST_TMPDIR
+    # 32 L2 tables of 512 B, each given a zero flag, in shuffled order.
+    qemu-img create -q -f qcow2 -o cluster_size=512,preallocation=metadata \
+        "$img" 1M
+    start_nbdkit --filter="$QCOW2_FILTER" --filter=log file "$img" \
+        logfile="$T/below.log"
+    run timeout 60 nbdsh -u "$uri" -c '
+import random
+ks = list(range(32))
+random.seed(3)
+random.shuffle(ks)
+for k in ks:
+    h.zero(512, k * 32768)
+h.flush()
+'
+    assert_success
+    grep -o ' Write id=[0-9]* offset=0x[0-9a-f]*' "$T/below.log" |
+        sed 's/.*offset=//' > "$T/offsets"
+    run wc -l < "$T/offsets"
+    assert_output 32
+    run /usr/bin/python3 -c '
+import sys
+v = [int(l, 16) for l in open(sys.argv[1])]
+print("ascending" if v == sorted(v) else "out of order: %s" % v)' "$T/offsets"
+    assert_output ascending
+    cleanup_servers
+    check_clean "$img"
+}
+
 @test "filter latency: independent requests go down in parallel" {
     qemu-img create -q -f qcow2 -o cluster_size=64k "$img" 64M
     qemu-io -f qcow2 -c 'write -P 0x21 0 16M' "$img" >/dev/null
