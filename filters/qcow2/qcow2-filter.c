@@ -33,9 +33,9 @@
 #include "io-next.h"
 #include "qcow2.h"
 
-/* How the image is called in messages.  Without a '/', so the engine
- * hands relative names from the image on unchanged (as "./NAME"), and
- * files_open alone decides what they mean.
+/* How the image is called in messages.  What the names the image
+ * records mean is files_open's decision alone (it takes them as
+ * recorded, never as the engine resolved them).
  */
 #define IMAGE_NAME "the qcow2 image on the layer below"
 
@@ -161,24 +161,13 @@ role_noun (enum qcow2_file_role role)
   return role == QCOW2_FILE_BACKING ? "backing file" : "external data file";
 }
 
-/* A name the image records, as recorded: the engine hands relative
- * names on as "./NAME" (IMAGE_NAME has no directory).
- */
-static const char *
-recorded_name (const char *name)
-{
-  while (strncmp (name, "./", 2) == 0)
-    name += 2;
-  return name;
-}
-
 /* Under backing=local: an absolute name as it is, a relative one from
  * backing-dir.
  */
 static char *
 local_path (const struct qcow2_file_request *req)
 {
-  const char *name = recorded_name (req->name);
+  const char *name = req->recorded;
   char *path;
 
   if (name[0] == '/')
@@ -225,15 +214,14 @@ files_open (void *opaque, const struct qcow2_file_request *req)
   if (req->role == QCOW2_FILE_IMAGE)
     return open_layer ();
   /* data-file= is the operator's own name for a local file. */
-  if (req->role == QCOW2_FILE_DATA && data_file &&
-      strcmp (req->name, data_file) == 0)
-    return open_local (req, data_file);
+  if (req->role == QCOW2_FILE_DATA && req->recorded == NULL)
+    return open_local (req, req->name);
   if (files_mode != FILES_LOCAL) {
     nbdkit_error ("%s names %s %s, which the filter does not look for (the "
                   "names in an image are not names on the layer below): "
                   "give %s, or backing=local to open it from the local file "
                   "system", req->named_by, role_noun (req->role),
-                  recorded_name (req->name),
+                  req->recorded,
                   req->role == QCOW2_FILE_BACKING
                   ? "backing=none to serve the image without it"
                   : "data-file=PATH");
@@ -282,6 +270,7 @@ open_new_backing (void)
   const struct qcow2_file_request req = {
     .role = QCOW2_FILE_BACKING,
     .name = create_backing_file (),
+    .recorded = create_backing_file (),
     .named_by = "create=true",
   };
   char *path = local_path (&req);
