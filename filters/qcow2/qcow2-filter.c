@@ -33,9 +33,9 @@
 #include "io-next.h"
 #include "qcow2.h"
 
-/* How the image is called in messages.  What the names the image
- * records mean is files_open's decision alone (it takes them as
- * recorded, never as the engine resolved them).
+/* How the image is called in messages, and how files_open tells the
+ * names this image records (which it takes as recorded, see
+ * local_name) from those of local backing files.
  */
 #define IMAGE_NAME "the qcow2 image on the layer below"
 
@@ -161,13 +161,26 @@ role_noun (enum qcow2_file_role role)
   return role == QCOW2_FILE_BACKING ? "backing file" : "external data file";
 }
 
+/* The name to look for.  One the image on the layer below records
+ * means nothing there: it is taken as recorded.  One a local backing
+ * file records the engine resolved from that file's directory, as QEMU
+ * does.
+ */
+static const char *
+local_name (const struct qcow2_file_request *req)
+{
+  if (req->recorded && strcmp (req->named_by, IMAGE_NAME) == 0)
+    return req->recorded;
+  return req->name;
+}
+
 /* Under backing=local: an absolute name as it is, a relative one from
  * backing-dir.
  */
 static char *
 local_path (const struct qcow2_file_request *req)
 {
-  const char *name = req->recorded;
+  const char *name = local_name (req);
   char *path;
 
   if (name[0] == '/')
