@@ -49,6 +49,19 @@ setup ()
     cmp "$T/ours.raw" "$T/ref.raw"
 }
 
+@test "filter read over nbd: a server of one client (no multi-conn) gets one connection" {
+    local T=$BATS_TEST_TMPDIR
+    qemu-img create -q -f qcow2 "$img" 4M
+    qemu-io -f qcow2 -c 'write -P 0x42 1M 64k' "$img" >/dev/null
+    qemu-img convert -O raw "$img" "$T/ref.raw"
+    # qemu-nbd --shared=1 leaves a second client waiting forever.
+    start_qemu_nbd_raw "$img" -r --shared=1
+    run timeout 60 nbdkit -r -U - --filter="$QCOW2_FILTER" nbd \
+        socket="$raw_sock" --run 'nbdcopy "$uri" '"$T/ours.raw"
+    assert_success
+    cmp "$T/ours.raw" "$T/ref.raw"
+}
+
 # ----------------------------------------------------------------------
 # Reading every kind of image (test-qcow2-read-features.bats' cases).
 
@@ -546,6 +559,17 @@ filter_create ()
 # ----------------------------------------------------------------------
 # High-latency layers: what the filter asks of the layer below.
 
+# assert_in_parallel: after `run` of 8 reads from a layer 400 ms away
+# that print ms=N: they took about 400 ms at once, not 8 x 400 ms.
+assert_in_parallel ()
+{
+    assert_success
+    echo "$output"
+    [[ "$output" =~ ms=([0-9]+) ]] || fail "no time in the output"
+    test "${BASH_REMATCH[1]}" -lt 1600 ||
+        fail "8 reads took ${BASH_REMATCH[1]} ms: not in parallel"
+}
+
 @test "filter latency: contiguous clusters in one request below, L2 tables read once" {
     local T=$BATS_TEST_TMPDIR before
     qemu-img create -q -f qcow2 -o cluster_size=64k "$img" 64M
@@ -568,6 +592,36 @@ filter_create ()
     cmp "$T/first" "$T/second"
 }
 
+@test "filter write: dirty L2 tables are written back in file order" {
+    local T=$BATS_TEST_TMPDIR
+    # 32 L2 tables of 512 B, each given a zero flag, in shuffled order.
+    qemu-img create -q -f qcow2 -o cluster_size=512,preallocation=metadata \
+        "$img" 1M
+    start_nbdkit --filter="$QCOW2_FILTER" --filter=log file "$img" \
+        logfile="$T/below.log"
+    run timeout 60 nbdsh -u "$uri" -c '
+import random
+ks = list(range(32))
+random.seed(3)
+random.shuffle(ks)
+for k in ks:
+    h.zero(512, k * 32768)
+h.flush()
+'
+    assert_success
+    grep -o ' Write id=[0-9]* offset=0x[0-9a-f]*' "$T/below.log" |
+        sed 's/.*offset=//' > "$T/offsets"
+    run wc -l < "$T/offsets"
+    assert_output 32
+    run /usr/bin/python3 -c '
+import sys
+v = [int(l, 16) for l in open(sys.argv[1])]
+print("ascending" if v == sorted(v) else "out of order: %s" % v)' "$T/offsets"
+    assert_output ascending
+    cleanup_servers
+    check_clean "$img"
+}
+
 @test "filter latency: independent requests go down in parallel" {
     qemu-img create -q -f qcow2 -o cluster_size=64k "$img" 64M
     qemu-io -f qcow2 -c 'write -P 0x21 0 16M' "$img" >/dev/null
@@ -587,11 +641,35 @@ while h.aio_in_flight() > 0:
     h.poll(-1)
 print("ms=%d" % ((time.monotonic() - t0) * 1000))
 '
-    assert_success
-    echo "$output"
-    [[ "$output" =~ ms=([0-9]+) ]]
-    test "${BASH_REMATCH[1]}" -lt 1600 ||
-        fail "8 reads took ${BASH_REMATCH[1]} ms: not in parallel"
+    assert_in_parallel
+}
+
+@test "filter latency: a plugin below that serializes requests gets them in parallel" {
+    qemu-img create -q -f qcow2 -o cluster_size=64k "$img" 64M
+    qemu-io -f qcow2 -c 'write -P 0x21 0 16M' "$img" >/dev/null
+    # noparallel makes the plugin below take one request at a time per
+    # context (the curl plugin's model); nbdkit then serializes each
+    # client connection too, so 8 clients read at once.
+    start_nbdkit -r --filter="$QCOW2_FILTER" --filter=noparallel \
+        --filter=delay file "$img" serialize=requests rdelay=400ms
+    run timeout 60 nbdsh -u "$uri" -c '
+import time
+handles = [nbd.NBD() for i in range(8)]
+for c in handles:
+    c.connect_uri(h.get_uri())
+h.pread(512, 0)
+bufs = [nbd.Buffer(65536) for i in range(8)]
+t0 = time.monotonic()
+for i, c in enumerate(handles):
+    c.aio_pread(bufs[i], i * 1048576 + 65536)
+while sum(c.aio_in_flight() for c in handles) > 0:
+    for c in handles:
+        if c.aio_in_flight() > 0:
+            c.poll(0)
+    time.sleep(0.01)
+print("ms=%d" % ((time.monotonic() - t0) * 1000))
+'
+    assert_in_parallel
 }
 
 # ----------------------------------------------------------------------

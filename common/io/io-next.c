@@ -25,44 +25,61 @@
 #define MAX_REQUEST (32 * 1024 * 1024)
 #define MAX_ZERO (1024 * 1024 * 1024)
 
-/* The context calls go to now (the shared io switches it once, from
- * the read-only to the writable context, while calls are running).
+/* The lane for one call: of the set calls go to now, the one with the
+ * fewest calls in flight (a race between two callers only makes the
+ * choice less even).  Held until lane_give.
  */
-static nbdkit_next *
-current (struct io_next *n)
+static struct io_next_lane *
+lane_take (struct io_next *n)
 {
-  return __atomic_load_n (&n->next, __ATOMIC_ACQUIRE);
+  struct io_next_lanes *set = __atomic_load_n (&n->lanes, __ATOMIC_ACQUIRE);
+  struct io_next_lane *best = &set->lane[0];
+  unsigned least = __atomic_load_n (&best->busy, __ATOMIC_RELAXED);
+
+  for (unsigned i = 1; i < set->nr && least > 0; i++) {
+    unsigned busy = __atomic_load_n (&set->lane[i].busy, __ATOMIC_RELAXED);
+
+    if (busy < least) {
+      best = &set->lane[i];
+      least = busy;
+    }
+  }
+  __atomic_add_fetch (&best->busy, 1, __ATOMIC_RELAXED);
+  if (best->serialize)
+    pthread_mutex_lock (&best->lock);
+  return best;
 }
 
 static void
-lock (struct io_next *n)
+lane_give (struct io_next_lane *l)
 {
-  if (n->lock)
-    pthread_mutex_lock (n->lock);
+  if (l->serialize)
+    pthread_mutex_unlock (&l->lock);
+  __atomic_sub_fetch (&l->busy, 1, __ATOMIC_RELAXED);
 }
 
-static void
-unlock (struct io_next *n)
+/* The size of the layer below, asked once: nbdkit cannot change it
+ * while the layer is open.
+ */
+static int
+ask_size (struct io_next *n)
 {
-  if (n->lock)
-    pthread_mutex_unlock (n->lock);
+  struct io_next_lane *l = lane_take (n);
+
+  n->size = l->next->get_size (l->next);
+  lane_give (l);
+  if (n->size == -1) {
+    diag_error ("%s: cannot get the size of the layer below", n->io.name);
+    errno = EIO;
+    return -1;
+  }
+  return 0;
 }
 
 static int64_t
 next_size (struct io *io)
 {
-  struct io_next *n = (struct io_next *) io;
-  nbdkit_next *next = current (n);
-  int64_t size;
-
-  lock (n);
-  size = next->get_size (next);
-  unlock (n);
-  if (size == -1) {
-    diag_error ("%s: cannot get the size of the layer below", io->name);
-    errno = EIO;
-  }
-  return size;
+  return ((struct io_next *) io)->size;
 }
 
 static int
@@ -70,8 +87,6 @@ check_range (struct io *io, uint64_t count, uint64_t offset)
 {
   int64_t size = next_size (io);
 
-  if (size == -1)
-    return -1;
   if (!range_within (offset, count, size)) {
     diag_error ("%s: %" PRIu64 " bytes at offset %" PRIu64 " lie beyond "
                 "the end (%" PRIi64 " bytes)", io->name, count, offset, size);
@@ -128,12 +143,11 @@ next_transfer (struct io *io, enum request what, char *p, uint64_t count,
     return -1;
   while (count > 0) {
     uint32_t len = MIN (count, max);
-    nbdkit_next *next = current (n);
+    struct io_next_lane *l = lane_take (n);
     int err = 0, r;
 
-    lock (n);
-    r = send_one (next, what, p, len, offset, flags, &err);
-    unlock (n);
+    r = send_one (l->next, what, p, len, offset, flags, &err);
+    lane_give (l);
     if (r == -1) {
       errno = err ? err : EIO;
       if (!quiet)
@@ -164,13 +178,14 @@ next_pwrite (struct io *io, const void *buf, size_t count, uint64_t offset)
 static int
 next_flush (struct io *io)
 {
-  struct io_next *n = (struct io_next *) io;
-  nbdkit_next *next = current (n);
+  struct io_next_lane *l = lane_take ((struct io_next *) io);
   int err = 0, r;
 
-  lock (n);
-  r = next->flush (next, 0, &err);
-  unlock (n);
+  /* One lane is enough: there are several only where a flush on one
+   * covers the writes of all (can_multi_conn).
+   */
+  r = l->next->flush (l->next, 0, &err);
+  lane_give (l);
   if (r == -1) {
     errno = err ? err : EIO;
     diag_error ("%s: flush: %m", io->name);
@@ -202,15 +217,18 @@ static const struct io_ops next_ops = {
   .close = next_close,
 };
 
-void
+int
 io_next_init (struct io_next *n, nbdkit_next *next, const char *name)
 {
   n->io.ops = &next_ops;
   n->io.name = name;
   n->io.readonly = false;
   n->io.fixed_size = true;
-  n->next = next;
-  n->lock = NULL;
+  memset (&n->own, 0, sizeof n->own);
+  n->own.nr = 1;
+  n->own.lane[0].next = next;
+  n->lanes = &n->own;
+  return ask_size (n);
 }
 
 /* ---------------------------------------------------------------- */
@@ -221,9 +239,9 @@ struct io_next_shared {
   nbdkit_backend *backend;
   char *exportname;
   char *name;
-  nbdkit_next *ro, *rw;
-  pthread_mutex_t lock;
-  /* What the writable context can do (asked when it is opened). */
+  int thread_model;             /* the server's */
+  struct io_next_lanes ro, rw;
+  /* What the writable contexts can do (asked when they are opened). */
   bool can_flush;
   bool can_zero;                /* natively: else io_zero writes zeroes */
   bool can_fast_zero;
@@ -254,10 +272,100 @@ context_open (struct io_next_shared *s, bool readonly)
 static void
 context_close (nbdkit_next *next)
 {
-  if (next) {
-    next->finalize (next);
-    nbdkit_next_context_close (next);
+  next->finalize (next);
+  nbdkit_next_context_close (next);
+}
+
+/* How many lanes to open, once the first is (see io-next.h): where
+ * the layer says it is meant for several connections (multi-conn; a
+ * server without it may take one client only, and hang the next), or,
+ * for reading, where its plugin serializes requests and so expects
+ * several contexts for requests in parallel.
+ */
+static unsigned
+lanes_wanted (int thread_model, bool readonly, nbdkit_next *first)
+{
+  bool multi_conn = first->can_multi_conn (first) == 1;
+
+  switch (thread_model) {
+  case NBDKIT_THREAD_MODEL_PARALLEL:
+    return multi_conn ? 4 : 1;
+  case NBDKIT_THREAD_MODEL_SERIALIZE_REQUESTS:
+    return multi_conn || readonly ? IO_NEXT_MAX_LANES : 1;
+  default:
+    return 1;
   }
+}
+
+/* Writable contexts must be asked what they can do before they are
+ * asked to do it; the answers of the first stand for all.
+ */
+static bool
+lane_writable (struct io_next_shared *s, nbdkit_next *next, bool first)
+{
+  if (next->can_write (next) != 1)
+    return false;
+  if (first) {
+    s->can_flush = next->can_flush (next) == 1;
+    s->can_zero = next->can_zero (next) == NBDKIT_ZERO_NATIVE;
+    s->can_fast_zero = s->can_zero && next->can_fast_zero (next) == 1;
+  }
+  else {
+    next->can_flush (next);
+    if (next->can_zero (next) == NBDKIT_ZERO_NATIVE)
+      next->can_fast_zero (next);
+  }
+  return true;
+}
+
+/* Open the lanes of a set: one (else -1), then as many more as
+ * lanes_wanted says; a layer that refuses more is used through those
+ * it gave.
+ */
+static int
+lanes_open (struct io_next_shared *s, struct io_next_lanes *set,
+            bool readonly)
+{
+  const bool serialize = s->thread_model != NBDKIT_THREAD_MODEL_PARALLEL;
+  unsigned nr = 1;
+
+  while (set->nr < nr) {
+    struct io_next_lane *l = &set->lane[set->nr];
+    nbdkit_next *next = context_open (s, readonly);
+
+    if (next && !readonly && !lane_writable (s, next, set->nr == 0)) {
+      context_close (next);
+      next = NULL;
+    }
+    if (next == NULL) {
+      if (set->nr == 0)
+        return -1;
+      nbdkit_debug ("%s: the layer below gave %u of %u contexts",
+                    s->name, set->nr, nr);
+      break;
+    }
+    l->next = next;
+    l->serialize = serialize;
+    l->busy = 0;
+    if (serialize)
+      pthread_mutex_init (&l->lock, NULL);
+    if (set->nr++ == 0)
+      nr = lanes_wanted (s->thread_model, readonly, next);
+  }
+  nbdkit_debug ("%s: %s through %u contexts", s->name,
+                readonly ? "reading" : "writing", set->nr);
+  return 0;
+}
+
+static void
+lanes_close (struct io_next_lanes *set)
+{
+  for (unsigned i = 0; i < set->nr; i++) {
+    context_close (set->lane[i].next);
+    if (set->lane[i].serialize)
+      pthread_mutex_destroy (&set->lane[i].lock);
+  }
+  set->nr = 0;
 }
 
 static int
@@ -305,34 +413,16 @@ static int
 shared_make_writable (struct io *io)
 {
   struct io_next_shared *s = (struct io_next_shared *) io;
-  nbdkit_next *rw;
-  int r;
 
-  if (s->rw)
+  if (s->rw.nr)
     return 0;
-  rw = context_open (s, false);
-  if (rw == NULL) {
+  if (lanes_open (s, &s->rw, false) == -1) {
     nbdkit_debug ("%s: the layer below cannot be opened for writing",
                   io->name);
     errno = EROFS;
     return -1;
   }
-  lock (&s->n);
-  r = rw->can_write (rw);
-  if (r == 1) {
-    s->can_flush = rw->can_flush (rw) == 1;
-    s->can_zero = rw->can_zero (rw) == NBDKIT_ZERO_NATIVE;
-    s->can_fast_zero = s->can_zero && rw->can_fast_zero (rw) == 1;
-  }
-  unlock (&s->n);
-  if (r != 1) {
-    nbdkit_debug ("%s: the layer below is read-only", io->name);
-    context_close (rw);
-    errno = EROFS;
-    return -1;
-  }
-  s->rw = rw;
-  __atomic_store_n (&s->n.next, rw, __ATOMIC_RELEASE);
+  __atomic_store_n (&s->n.lanes, &s->rw, __ATOMIC_RELEASE);
   io->readonly = false;
   return 0;
 }
@@ -342,9 +432,8 @@ shared_close (struct io *io)
 {
   struct io_next_shared *s = (struct io_next_shared *) io;
 
-  context_close (s->rw);
-  context_close (s->ro);
-  pthread_mutex_destroy (&s->lock);
+  lanes_close (&s->rw);
+  lanes_close (&s->ro);
   free (s->exportname);
   free (s->name);
   free (s);
@@ -364,7 +453,7 @@ static const struct io_ops shared_ops = {
 
 struct io *
 io_next_open_shared (nbdkit_backend *backend, const char *exportname,
-                     const char *name, bool serialize)
+                     const char *name, int thread_model)
 {
   struct io_next_shared *s = calloc (1, sizeof *s);
 
@@ -372,24 +461,23 @@ io_next_open_shared (nbdkit_backend *backend, const char *exportname,
     diag_error ("calloc: %m");
     return NULL;
   }
-  pthread_mutex_init (&s->lock, NULL);
   s->backend = backend;
+  s->thread_model = thread_model;
   s->exportname = strdup (exportname);
   s->name = strdup (name);
   if (s->exportname == NULL || s->name == NULL) {
     diag_error ("strdup: %m");
     goto fail;
   }
-  s->ro = context_open (s, true);
-  if (s->ro == NULL) {
+  if (lanes_open (s, &s->ro, true) == -1) {
     diag_error ("%s: cannot open the layer below", name);
     goto fail;
   }
-  io_next_init (&s->n, s->ro, s->name);
+  if (io_next_init (&s->n, s->ro.lane[0].next, s->name) == -1)
+    goto fail;
+  s->n.lanes = &s->ro;
   s->n.io.ops = &shared_ops;
   s->n.io.readonly = true;
-  if (serialize)
-    s->n.lock = &s->lock;
   return &s->n.io;
 
  fail:

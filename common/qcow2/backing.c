@@ -192,7 +192,7 @@ backing_open (struct qcow2_image *img, const struct qcow2_options *opts,
   dir = image_dir (img);
   if (dir == NULL || (path = resolve_name (dir, name)) == NULL)
     goto out;
-  file = named_file_open (img, opts, QCOW2_FILE_BACKING, path, false);
+  file = named_file_open (img, opts, QCOW2_FILE_BACKING, path, name, false);
   if (file == NULL ||
       check_chain (img, opts, &self, file) == -1 ||
       choose_format (img, file, &fmt) == -1)

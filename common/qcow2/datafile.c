@@ -22,28 +22,32 @@
 #include "internal.h"
 #include "io.h"
 
-/* Found from QEMU's working directory first, then the image's. */
+/* Found from QEMU's working directory first, then the image's.
+ * recorded: name, if the image names it, or NULL (the operator's).
+ */
 static struct io *
 find_data_file (struct qcow2_image *img, const struct qcow2_options *opts,
-                const char *name)
+                const char *name, const char *recorded)
 {
   CLEANUP_FREE char *dir = NULL;
   CLEANUP_FREE char *path = NULL;
   struct io *io;
 
   if (name[0] == '/')
-    return named_file_open (img, opts, QCOW2_FILE_DATA, name, false);
-  io = named_file_open (img, opts, QCOW2_FILE_DATA, name, true);
+    return named_file_open (img, opts, QCOW2_FILE_DATA, name, recorded,
+                            false);
+  io = named_file_open (img, opts, QCOW2_FILE_DATA, name, recorded, true);
   if (io || errno != ENOENT)
     return io;
   dir = image_dir (img);
   if (dir == NULL || (path = resolve_name (dir, name)) == NULL)
     return NULL;
-  io = named_file_open (img, opts, QCOW2_FILE_DATA, path, true);
+  io = named_file_open (img, opts, QCOW2_FILE_DATA, path, recorded, true);
   if (io || errno != ENOENT)
     return io;
   /* In neither: the error names it as given. */
-  return named_file_open (img, opts, QCOW2_FILE_DATA, name, false);
+  return named_file_open (img, opts, QCOW2_FILE_DATA, name, recorded,
+                          false);
 }
 
 int
@@ -75,7 +79,8 @@ data_file_open (struct qcow2_image *img, const struct qcow2_options *opts)
   }
   if (named_file_policy (img, opts, QCOW2_FILE_DATA) != FILE_OPEN)
     return -1;
-  img->data = find_data_file (img, opts, name);
+  img->data = find_data_file (img, opts, name,
+                              opts->data_file ? NULL : h->data_file);
   if (img->data == NULL) {
     img->data = img->file;
     return -1;

@@ -128,7 +128,8 @@ image_open (const struct qcow2_options *opts, const struct chain_link *above,
    * ever opened for writing.
    */
   img->file = file ? file
-    : named_file_open (img, opts, QCOW2_FILE_IMAGE, opts->filename, false);
+    : named_file_open (img, opts, QCOW2_FILE_IMAGE, opts->filename, NULL,
+                       false);
   if (img->file == NULL)
     goto fail;
   img->data = img->file;

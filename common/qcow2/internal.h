@@ -252,7 +252,8 @@ extern enum file_policy named_file_policy (const struct qcow2_image *img,
 extern struct io *named_file_open (const struct qcow2_image *img,
                                    const struct qcow2_options *opts,
                                    enum qcow2_file_role role,
-                                   const char *name, bool probe);
+                                   const char *name, const char *recorded,
+                                   bool probe);
 
 /* datafile.c: the external data file ("data_file" extension). */
 extern int data_file_open (struct qcow2_image *img,

@@ -332,27 +332,73 @@ meta_cache_over_budget (struct meta_cache *c)
   return c->starved;
 }
 
+static int
+compare_offsets (const void *a, const void *b)
+{
+  const struct slot *x = *(struct slot *const *) a;
+  const struct slot *y = *(struct slot *const *) b;
+
+  return x->table.offset < y->table.offset ? -1
+    : x->table.offset > y->table.offset;
+}
+
+/* The dirty tables, in order of their offsets in the file, so that
+ * writeback goes through it once, front to back.  *nr set; NULL if
+ * there are none or after reporting ENOMEM.
+ */
+static struct slot **
+dirty_by_offset (struct meta_cache *c, size_t *nr)
+{
+  struct slot **v;
+
+  *nr = 0;
+  if (c->nr_dirty == 0)
+    return NULL;
+  v = malloc (c->nr_dirty * sizeof *v);
+  if (v == NULL) {
+    diag_error ("malloc: %m");
+    errno = ENOMEM;
+    return NULL;
+  }
+  for (struct slot *s = c->newest; s; s = s->older)
+    if (s->dirty)
+      v[(*nr)++] = s;
+  qsort (v, *nr, sizeof *v, compare_offsets);
+  return v;
+}
+
 /* Write every dirty table.  The caller holds the metadata lock
  * exclusively, so no table changes underneath; tables stay cached.
  */
 int
 meta_cache_writeback (struct meta_cache *c, struct io *file)
 {
-  for (size_t i = 0; i < c->nr_buckets; i++) {
-    for (struct slot *s = c->buckets[i]; s; s = s->hash_next) {
-      if (!s->dirty)
-        continue;
-      if (io_pwrite (file, s->table.data, c->table_bytes, s->table.offset) == -1)
-        return -1;
-      pthread_mutex_lock (&c->lock);
+  struct slot **dirty;
+  size_t nr;
+  int r = 0;
+
+  {
+    SCOPED_LOCK (&c->lock);
+    dirty = dirty_by_offset (c, &nr);
+    if (dirty == NULL && c->nr_dirty > 0)
+      return -1;
+  }
+  for (size_t i = 0; i < nr && r == 0; i++) {
+    struct slot *s = dirty[i];
+
+    r = io_pwrite (file, s->table.data, c->table_bytes, s->table.offset);
+    if (r == 0) {
+      SCOPED_LOCK (&c->lock);
       s->dirty = false;
       c->nr_dirty--;
-      pthread_mutex_unlock (&c->lock);
     }
   }
-  SCOPED_LOCK (&c->lock);
-  c->starved = false;
-  return 0;
+  free (dirty);
+  if (r == 0) {
+    SCOPED_LOCK (&c->lock);
+    c->starved = false;
+  }
+  return r;
 }
 
 void

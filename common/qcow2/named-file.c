@@ -63,11 +63,12 @@ named_file_policy (const struct qcow2_image *img,
 struct io *
 named_file_open (const struct qcow2_image *img,
                  const struct qcow2_options *opts, enum qcow2_file_role role,
-                 const char *name, bool probe)
+                 const char *name, const char *recorded, bool probe)
 {
   struct qcow2_file_request req = {
     .role = role,
     .name = name,
+    .recorded = recorded,
     .named_by = role == QCOW2_FILE_IMAGE ? NULL : img->filename,
     .probe = probe,
     .for_writing = role == QCOW2_FILE_BACKING && opts->writable_backing,

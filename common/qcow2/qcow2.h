@@ -38,6 +38,11 @@ enum qcow2_file_role {
 struct qcow2_file_request {
   enum qcow2_file_role role;
   const char *name;             /* as given, or resolved by the engine */
+  /* The name as the image records it (name may be resolved from it);
+   * NULL where no image named the file: the image itself, a data file
+   * the operator gave.
+   */
+  const char *recorded;
   const char *named_by;         /* the image naming it; NULL for the image */
   bool probe;                   /* a name that may not exist: fail with
                                    ENOENT silently where it does not */

@@ -146,7 +146,8 @@ ensure_unlocked (nbdkit_next *next)
     return -1;
   }
   nbdkit_debug ("luks: unlocking the volume");
-  io_next_init (&io, next, "luks");
+  if (io_next_init (&io, next, "luks") == -1)
+    return -1;
   volume = luks_open (&io.io, &params, passphrase, passphrase_len);
   if (volume == NULL) {
     if (errno != EIO) {

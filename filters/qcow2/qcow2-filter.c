@@ -1,6 +1,6 @@
 /* nbdkit qcow2 filter: the plugin below holds a qcow2 image, the
  * filter serves its guest view.  The same engine and glue as the qcow2
- * plugin (plugins/qcow2/glue.h); only where the files come from
+ * plugin (glue/glue.h); only where the files come from
  * differs.
  *
  * The image is opened once per nbdkit process, in .after_fork, over
@@ -33,9 +33,9 @@
 #include "io-next.h"
 #include "qcow2.h"
 
-/* How the image is called in messages.  Without a '/', so the engine
- * hands relative names from the image on unchanged (as "./NAME"), and
- * files_open alone decides what they mean.
+/* How the image is called in messages, and how files_open tells the
+ * names this image records (which it takes as recorded, see
+ * local_name) from those of local backing files.
  */
 #define IMAGE_NAME "the qcow2 image on the layer below"
 
@@ -161,15 +161,17 @@ role_noun (enum qcow2_file_role role)
   return role == QCOW2_FILE_BACKING ? "backing file" : "external data file";
 }
 
-/* A name the image records, as recorded: the engine hands relative
- * names on as "./NAME" (IMAGE_NAME has no directory).
+/* The name to look for.  One the image on the layer below records
+ * means nothing there: it is taken as recorded.  One a local backing
+ * file records the engine resolved from that file's directory, as QEMU
+ * does.
  */
 static const char *
-recorded_name (const char *name)
+local_name (const struct qcow2_file_request *req)
 {
-  while (strncmp (name, "./", 2) == 0)
-    name += 2;
-  return name;
+  if (req->recorded && strcmp (req->named_by, IMAGE_NAME) == 0)
+    return req->recorded;
+  return req->name;
 }
 
 /* Under backing=local: an absolute name as it is, a relative one from
@@ -178,7 +180,7 @@ recorded_name (const char *name)
 static char *
 local_path (const struct qcow2_file_request *req)
 {
-  const char *name = recorded_name (req->name);
+  const char *name = local_name (req);
   char *path;
 
   if (name[0] == '/')
@@ -213,8 +215,7 @@ open_layer (void)
   /* The default export: a plugin's own parameters choose another (the
    * nbd plugin's export=, which this filter must not take).
    */
-  return io_next_open_shared (backend, "", IMAGE_NAME,
-                              thread_model != NBDKIT_THREAD_MODEL_PARALLEL);
+  return io_next_open_shared (backend, "", IMAGE_NAME, thread_model);
 }
 
 static struct io *
@@ -226,15 +227,14 @@ files_open (void *opaque, const struct qcow2_file_request *req)
   if (req->role == QCOW2_FILE_IMAGE)
     return open_layer ();
   /* data-file= is the operator's own name for a local file. */
-  if (req->role == QCOW2_FILE_DATA && data_file &&
-      strcmp (req->name, data_file) == 0)
-    return open_local (req, data_file);
+  if (req->role == QCOW2_FILE_DATA && req->recorded == NULL)
+    return open_local (req, req->name);
   if (files_mode != FILES_LOCAL) {
     nbdkit_error ("%s names %s %s, which the filter does not look for (the "
                   "names in an image are not names on the layer below): "
                   "give %s, or backing=local to open it from the local file "
                   "system", req->named_by, role_noun (req->role),
-                  recorded_name (req->name),
+                  req->recorded,
                   req->role == QCOW2_FILE_BACKING
                   ? "backing=none to serve the image without it"
                   : "data-file=PATH");
@@ -283,6 +283,7 @@ open_new_backing (void)
   const struct qcow2_file_request req = {
     .role = QCOW2_FILE_BACKING,
     .name = create_backing_file (),
+    .recorded = create_backing_file (),
     .named_by = "create=true",
   };
   char *path = local_path (&req);

@@ -1,4 +1,4 @@
-/* The qcow2 plugin's create=true parameters.
+/* create=true's parameters, taken by the qcow2 plugin and filter alike.
  *
  * They are the -o options of `qemu-img create -f qcow2` with '-' for
  * '_', and mean the same.  This file only parses them: the rules about

@@ -1,6 +1,6 @@
-/* The qcow2 plugin's create=true parameters (create-params.c). */
-#ifndef QCOW2_PLUGIN_CREATE_PARAMS_H
-#define QCOW2_PLUGIN_CREATE_PARAMS_H
+/* create=true parameters of the qcow2 plugin and filter (create-params.c). */
+#ifndef QCOW2_GLUE_CREATE_PARAMS_H
+#define QCOW2_GLUE_CREATE_PARAMS_H
 
 #include <stdbool.h>
 
@@ -59,4 +59,4 @@ extern const char *create_backing_file (void);
   "encrypt-format=luks|aes     New image: encrypted (with passphrase=).\n" \
   "encrypt-iter-time=<MS>      New image: LUKS key derivation time (2000)."
 
-#endif /* QCOW2_PLUGIN_CREATE_PARAMS_H */
+#endif /* QCOW2_GLUE_CREATE_PARAMS_H */
