@@ -123,6 +123,7 @@ open_image (struct qcow2_image *img, const struct qcow2_options *opts,
     .max_chain_depth = opts->max_chain_depth,
     .passphrase = opts->passphrase,     /* one passphrase for the chain */
     .kdf_limits = opts->kdf_limits,
+    .debug = opts->debug,
   };
   char *path = strdup (file->name);
 
