@@ -284,10 +284,11 @@ luks1_open (struct io *io, const struct luks_open_params *params,
   }
   if (found < 0) {
     if (params->key_slot >= 0)
-      diag_error ("luks: the passphrase does not unlock key slot %d",
-                  params->key_slot);
+      diag_error ("%s: the passphrase does not unlock key slot %d",
+                  io->name, params->key_slot);
     else
-      diag_error ("luks: the passphrase does not unlock any key slot");
+      diag_error ("%s: the passphrase does not unlock any key slot",
+                  io->name);
     errno = EPERM;
     goto err;
   }

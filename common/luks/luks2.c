@@ -168,14 +168,14 @@ unlock (struct io *io, const struct luks_open_params *params,
     }
 
   if (md->n_tokens > 0)
-    diag_error ("luks: the passphrase does not unlock any keyslot (the "
+    diag_error ("%s: the passphrase does not unlock any keyslot (the "
                 "volume also has %u token(s), e.g. \"%s\", which cannot "
-                "be used here)", md->n_tokens, md->token_type);
+                "be used here)", io->name, md->n_tokens, md->token_type);
   else if (params->key_slot >= 0)
-    diag_error ("luks: the passphrase does not unlock keyslot %d",
-                params->key_slot);
+    diag_error ("%s: the passphrase does not unlock keyslot %d",
+                io->name, params->key_slot);
   else
-    diag_error ("luks: the passphrase does not unlock any keyslot");
+    diag_error ("%s: the passphrase does not unlock any keyslot", io->name);
   errno = EPERM;
   return -1;
 }

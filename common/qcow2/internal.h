@@ -155,6 +155,12 @@ extern int header_parse (struct io *file, uint64_t file_size,
                          struct qcow2_header *h);
 extern void header_free (struct qcow2_header *h);
 
+/* foreign.c: what a file without the qcow2 magic is instead, as one
+ * phrase for the refusal (NULL if it cannot be read: the read failure
+ * was reported).
+ */
+extern const char *foreign_format (struct io *file, uint64_t file_size);
+
 /* debug.c: a message of category flag (QCOW2_DEBUG_*), if it is on;
  * the test is inline so that an unused category costs nothing more.
  */
