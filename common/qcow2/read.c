@@ -135,7 +135,9 @@ read_compressed (struct qcow2_image *img, struct scratch *s, void *buf,
   return 0;
 }
 
-/* QCOW2_DEBUG_CODEC: how the kinds other than compressed are read. */
+/* QCOW2_DEBUG_CODEC (the caller tests it): how the kinds other than
+ * compressed are read.
+ */
 static void
 debug_mapping (struct qcow2_image *img, const struct mapping *m,
                uint64_t offset)
@@ -147,12 +149,10 @@ debug_mapping (struct qcow2_image *img, const struct mapping *m,
     [MAP_COMPRESSED] = NULL,    /* decompress_cluster says which decoder */
   };
 
-  if (how[m->kind] == NULL)
-    return;
-  image_debug (img, QCOW2_DEBUG_CODEC, "%s: codec: guest %#" PRIx64
-               "+%" PRIu64 ": %s%s", img->filename, offset, m->length,
-               how[m->kind],
-               m->kind == MAP_DATA && img->crypt ? " and decrypted" : "");
+  if (how[m->kind])
+    debug_print (&img->debug, "%s: codec: guest %#" PRIx64 "+%" PRIu64
+                 ": %s%s", img->filename, offset, m->length, how[m->kind],
+                 m->kind == MAP_DATA && img->crypt ? " and decrypted" : "");
 }
 
 int
@@ -171,7 +171,8 @@ qcow2_pread (struct qcow2_image *img, void *buf, uint64_t count,
     r = cluster_map_shared (img, offset, count, &m);
     if (r == -1)
       break;
-    debug_mapping (img, &m, offset);
+    if (img->debug.flags & QCOW2_DEBUG_CODEC)
+      debug_mapping (img, &m, offset);
     switch (m.kind) {
     case MAP_DATA:
       r = data_read (img, p, m.length, m.host_offset, offset);

@@ -218,9 +218,9 @@ entry_reads_zero (const struct qcow2_image *img, const struct l2_entry *d)
     (d->kind == MAP_UNALLOCATED && img->backing == NULL);
 }
 
-/* QCOW2_DEBUG_ALLOC: a fresh run whose new clusters take more than
- * the write covers gets the rest copied from what the guest saw there
- * (unless that reads as zeroes).
+/* QCOW2_DEBUG_ALLOC (the caller tests it): a fresh run whose new
+ * clusters take more than the write covers gets the rest copied from
+ * what the guest saw there (unless that reads as zeroes).
  */
 static void
 debug_copy_on_write (struct qcow2_image *img, const struct run *r)
@@ -231,9 +231,9 @@ debug_copy_on_write (struct qcow2_image *img, const struct run *r)
   bool tail = r->fill_end > last_end && !r->tail_zero;
 
   if (head || tail)
-    image_debug (img, QCOW2_DEBUG_ALLOC,
-                 "%s: alloc: copy-on-write of guest %#" PRIx64 "+%" PRIu64
-                 " into host %#" PRIx64 " (%s%s%s)", img->filename,
+    debug_print (&img->debug, "%s: alloc: copy-on-write of guest %#"
+                 PRIx64 "+%" PRIu64 " into host %#" PRIx64 " (%s%s%s)",
+                 img->filename,
                  r->first_cluster * cs, r->nr_clusters * cs, r->host,
                  head ? "head" : "", head && tail ? " and " : "",
                  tail ? "tail" : "");
@@ -316,7 +316,8 @@ plan_run (struct qcow2_image *img, uint64_t offset, uint64_t count,
     if (host == -1)
       goto err;
     r->host = host;
-    debug_copy_on_write (img, r);
+    if (img->debug.flags & QCOW2_DEBUG_ALLOC)
+      debug_copy_on_write (img, r);
   }
   else
     r->host = d.host;
