@@ -86,6 +86,11 @@ description_of ()
     printf '\002' | dd of=corrupt.qcow2 bs=1 seek=79 conv=notrunc status=none
     run description_of corrupt.qcow2
     assert_output "$common, corrupt"
+
+    # A name the image records stays one line of printable text.
+    qemu-img create -q -f qcow2 -u -b $'evil\nname\001' -F raw evil.qcow2 1M
+    run description_of evil.qcow2 backing=none
+    assert_output "$common, backing evil?name? (raw, not opened)"
 }
 
 # debug_log FLAG... -- NBDKIT-ARGS...: nbdkit -v with -D qcow2.FLAG=1 for

@@ -37,6 +37,16 @@ put_size (FILE *fp, uint64_t bytes)
     fprintf (fp, "%" PRIu64 " bytes", bytes);
 }
 
+/* A name recorded in the image, which may be hostile: the description
+ * stays one line of printable text.
+ */
+static void
+put_name (FILE *fp, const char *name)
+{
+  for (; *name; name++)
+    fputc (*name >= 0x20 && *name < 0x7f ? *name : '?', fp);
+}
+
 static const char *
 encryption_name (uint32_t crypt_method)
 {
@@ -80,10 +90,14 @@ put_backing_chain (FILE *fp, const struct qcow2_image *img)
   while (img && img->hdr.backing_file) {
     const struct backing *b = img->backing;
 
-    fprintf (fp, "%s%s (", sep, img->hdr.backing_file);
-    if (b == NULL)
-      fprintf (fp, "%s, not opened)",
-               img->hdr.backing_format ? img->hdr.backing_format : "format unknown");
+    fputs (sep, fp);
+    put_name (fp, img->hdr.backing_file);
+    fputs (" (", fp);
+    if (b == NULL) {
+      put_name (fp, img->hdr.backing_format ? img->hdr.backing_format
+                : "format unknown");
+      fputs (", not opened)", fp);
+    }
     else if (b->raw)
       fputs ("raw)", fp);
     else
@@ -108,10 +122,12 @@ put_features (FILE *fp, const struct qcow2_image *img)
     fputs (", lazy refcounts", fp);
   if (img->extended_l2)
     fputs (", extended L2", fp);
-  if (img->data != img->file)
-    fprintf (fp, ", data file %s (%s)",
-             h->data_file ? h->data_file : img->data->name,
+  if (img->data != img->file) {
+    fputs (", data file ", fp);
+    put_name (fp, h->data_file ? h->data_file : img->data->name);
+    fprintf (fp, " (%s)",
              h->autoclear & AUTOCLEAR_DATA_FILE_RAW ? "raw" : "not raw");
+  }
   if (h->incompatible & INCOMPAT_DIRTY)
     fputs (", dirty", fp);
   if (h->incompatible & INCOMPAT_CORRUPT)
