@@ -19,6 +19,13 @@
 
 struct qcow2_options glue_opts;
 
+/* nbdkit's -D qcow2.cache=1, -D qcow2.alloc=1, -D qcow2.codec=1 (the
+ * manuals' DEBUG FLAGS): nbdkit sets them before any parameter.
+ */
+NBDKIT_DLL_PUBLIC int qcow2_debug_cache;
+NBDKIT_DLL_PUBLIC int qcow2_debug_alloc;
+NBDKIT_DLL_PUBLIC int qcow2_debug_codec;
+
 static const char *data_file_arg;       /* data-file= as given */
 static char *passphrase;                /* key memory */
 
@@ -150,10 +157,22 @@ glue_config (const char *key, const char *value)
   return r == -1 ? -1 : 1;
 }
 
+static void
+set_debug_flags (struct qcow2_debug *d)
+{
+  d->flags = (qcow2_debug_cache ? QCOW2_DEBUG_CACHE : 0) |
+    (qcow2_debug_alloc ? QCOW2_DEBUG_ALLOC : 0) |
+    (qcow2_debug_codec ? QCOW2_DEBUG_CODEC : 0);
+  d->print = nbdkit_vdebug;
+}
+
 int
 glue_open (struct qcow2_image **img)
 {
-  int r = qcow2_open (&glue_opts, img);
+  int r;
+
+  set_debug_flags (&glue_opts.debug);
+  r = qcow2_open (&glue_opts, img);
 
   glue_forget_passphrase ();
   if (r == 0 && compressed_writes)

@@ -98,7 +98,8 @@ luks_kdf_pbkdf2_cap (const struct luks_kdf_limits *lim,
 }
 
 int
-luks_kdf_check_pbkdf2 (const struct luks_kdf_limits *lim, const char *what,
+luks_kdf_check_pbkdf2 (const struct luks_kdf_limits *lim,
+                       const char *volume, const char *what,
                        const struct luks_hash *hash, size_t out_len,
                        uint32_t iterations, double *share)
 {
@@ -106,13 +107,14 @@ luks_kdf_check_pbkdf2 (const struct luks_kdf_limits *lim, const char *what,
 
   if (iterations > cap) {
     if (pbkdf2_cost (hash, out_len) == PBKDF2_REF_COST)
-      diag_error ("luks: %s: pbkdf2 iterations %" PRIu32 " exceed the cap "
-                  "%" PRIu64 " (kdf-max-iterations=)", what, iterations, cap);
+      diag_error ("%s: %s: pbkdf2 iterations %" PRIu32 " exceed the cap "
+                  "%" PRIu64 " (kdf-max-iterations=)", volume, what,
+                  iterations, cap);
     else
-      diag_error ("luks: %s: pbkdf2 iterations %" PRIu32 " exceed the cap "
+      diag_error ("%s: %s: pbkdf2 iterations %" PRIu32 " exceed the cap "
                   "%" PRIu64 " for %s with %zu bytes of output "
                   "(kdf-max-iterations=%" PRIu64 " is for sha256 with 64 bytes)",
-                  what, iterations, cap, hash->name, out_len,
+                  volume, what, iterations, cap, hash->name, out_len,
                   lim->max_iterations);
     errno = EINVAL;
     return -1;
@@ -122,36 +124,39 @@ luks_kdf_check_pbkdf2 (const struct luks_kdf_limits *lim, const char *what,
 }
 
 int
-luks_kdf_check_argon2 (const struct luks_kdf_limits *lim, const char *what,
-                       const char *type, uint32_t time, uint32_t memory_kib,
-                       uint32_t cpus, double *share)
+luks_kdf_check_argon2 (const struct luks_kdf_limits *lim,
+                       const char *volume, const char *what, const char *type,
+                       uint32_t time, uint32_t memory_kib, uint32_t cpus,
+                       double *share)
 {
   /* The parser admits at least 8 KiB; 0 would mean no memory cost. */
   uint64_t time_cap = memory_kib ? scale (lim->max_time, GIB_IN_KIB,
                                           memory_kib) : lim->max_time;
 
   if (memory_kib > lim->max_memory / 1024) {
-    diag_error ("luks: %s: %s memory %" PRIu32 " KiB exceeds the cap "
-                "%" PRIu64 " KiB (kdf-max-memory=)", what, type, memory_kib,
+    diag_error ("%s: %s: %s memory %" PRIu32 " KiB exceeds the cap "
+                "%" PRIu64 " KiB (kdf-max-memory=)", volume, what, type,
+                memory_kib,
                 lim->max_memory / 1024);
     errno = EINVAL;
     return -1;
   }
   if (cpus > lim->max_parallel) {
-    diag_error ("luks: %s: %s cpus %" PRIu32 " exceed the cap %" PRIu64
-                " (kdf-max-parallel=)", what, type, cpus, lim->max_parallel);
+    diag_error ("%s: %s: %s cpus %" PRIu32 " exceed the cap %" PRIu64
+                " (kdf-max-parallel=)", volume, what, type, cpus,
+                lim->max_parallel);
     errno = EINVAL;
     return -1;
   }
   if (time > time_cap) {
     if (memory_kib == GIB_IN_KIB)
-      diag_error ("luks: %s: %s time %" PRIu32 " exceeds the cap %" PRIu64
-                  " (kdf-max-time=)", what, type, time, time_cap);
+      diag_error ("%s: %s: %s time %" PRIu32 " exceeds the cap %" PRIu64
+                  " (kdf-max-time=)", volume, what, type, time, time_cap);
     else
-      diag_error ("luks: %s: %s time %" PRIu32 " exceeds the cap %" PRIu64
+      diag_error ("%s: %s: %s time %" PRIu32 " exceeds the cap %" PRIu64
                   " for %" PRIu32 " KiB of memory (kdf-max-time=%" PRIu64
-                  " counts passes over 1 GiB)", what, type, time, time_cap,
-                  memory_kib, lim->max_time);
+                  " counts passes over 1 GiB)", volume, what, type, time,
+                  time_cap, memory_kib, lim->max_time);
     errno = EINVAL;
     return -1;
   }
@@ -160,13 +165,14 @@ luks_kdf_check_argon2 (const struct luks_kdf_limits *lim, const char *what,
 }
 
 int
-luks_kdf_check_total (const char *version, unsigned n, double total)
+luks_kdf_check_total (const char *volume, const char *version, unsigned n,
+                      double total)
 {
   if (total > LUKS_KDF_TOTAL_SLOTS) {
-    diag_error ("luks: %s: trying the passphrase on its %u key slots would "
+    diag_error ("%s: %s: trying the passphrase on its %u key slots would "
                 "cost %.2f derivations at the caps, more than the %d "
                 "allowed in all (kdf-max-iterations=, kdf-max-time=)",
-                version, n, total, LUKS_KDF_TOTAL_SLOTS);
+                volume, version, n, total, LUKS_KDF_TOTAL_SLOTS);
     errno = EINVAL;
     return -1;
   }

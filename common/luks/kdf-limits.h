@@ -21,25 +21,26 @@ extern uint64_t luks_kdf_pbkdf2_cap (const struct luks_kdf_limits *lim,
                                      const struct luks_hash *hash,
                                      size_t out_len);
 
-/* One derivation against the caps.  what names it in the message
- * ("LUKS1 key slot 3", "LUKS2 digest 0").  On success *share is its cost
+/* One derivation against the caps.  volume and what name it in the
+ * message ("disk.qcow2", "LUKS1 key slot 3").  On success *share is its cost
  * as a fraction of the cap (1 = a derivation at the cap), for
  * luks_kdf_check_total.
  */
 extern int luks_kdf_check_pbkdf2 (const struct luks_kdf_limits *lim,
-                                  const char *what,
+                                  const char *volume, const char *what,
                                   const struct luks_hash *hash,
                                   size_t out_len, uint32_t iterations,
                                   double *share);
 extern int luks_kdf_check_argon2 (const struct luks_kdf_limits *lim,
-                                  const char *what, const char *type,
+                                  const char *volume, const char *what,
+                                  const char *type,
                                   uint32_t time, uint32_t memory_kib,
                                   uint32_t cpus, double *share);
 
 /* All the slots a passphrase would be tried on (n of them, costing total
  * shares): at most LUKS_KDF_TOTAL_SLOTS at the caps.
  */
-extern int luks_kdf_check_total (const char *version, unsigned n,
-                                 double total);
+extern int luks_kdf_check_total (const char *volume, const char *version,
+                                 unsigned n, double total);
 
 #endif /* LUKS_KDF_LIMITS_H */

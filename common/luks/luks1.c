@@ -153,8 +153,8 @@ check_slot (const struct luks1_header *h, int i,
  * both.
  */
 static int
-check_kdf_costs (const struct luks1_header *h, const bool *active,
-                 const struct luks_open_params *params)
+check_kdf_costs (const char *volume, const struct luks1_header *h,
+                 const bool *active, const struct luks_open_params *params)
 {
   struct luks_kdf_limits lim;
   double digest, slot, total = 0;
@@ -163,7 +163,7 @@ check_kdf_costs (const struct luks1_header *h, const bool *active,
   int i;
 
   luks_kdf_limits_resolve (&params->kdf_limits, &lim);
-  if (luks_kdf_check_pbkdf2 (&lim, "LUKS1 master key digest", h->hash,
+  if (luks_kdf_check_pbkdf2 (&lim, volume, "LUKS1 master key digest", h->hash,
                              LUKS1_DIGEST_LEN, h->mk_iterations,
                              &digest) == -1)
     return -1;
@@ -173,7 +173,7 @@ check_kdf_costs (const struct luks1_header *h, const bool *active,
     if (!active[i])
       continue;
     snprintf (what, sizeof what, "LUKS1 key slot %d", i);
-    if (luks_kdf_check_pbkdf2 (&lim, what, h->hash, h->key_bytes,
+    if (luks_kdf_check_pbkdf2 (&lim, volume, what, h->hash, h->key_bytes,
                                load_be32 (ks + LUKS1_KS_OFF_ITERATIONS),
                                &slot) == -1)
       return -1;
@@ -182,7 +182,7 @@ check_kdf_costs (const struct luks1_header *h, const bool *active,
       ++n;
     }
   }
-  return luks_kdf_check_total ("LUKS1", n, total);
+  return luks_kdf_check_total (volume, "LUKS1", n, total);
 }
 
 /* Try the passphrase on one slot: 1 = the key is right, 0 = wrong
@@ -267,7 +267,7 @@ luks1_open (struct io *io, const struct luks_open_params *params,
     errno = EINVAL;
     return -1;
   }
-  if (check_kdf_costs (&h, active, params) == -1)
+  if (check_kdf_costs (io->name, &h, active, params) == -1)
     return -1;
 
   key = keymem_alloc (h.key_bytes);
@@ -284,10 +284,11 @@ luks1_open (struct io *io, const struct luks_open_params *params,
   }
   if (found < 0) {
     if (params->key_slot >= 0)
-      diag_error ("luks: the passphrase does not unlock key slot %d",
-                  params->key_slot);
+      diag_error ("%s: the passphrase does not unlock key slot %d",
+                  io->name, params->key_slot);
     else
-      diag_error ("luks: the passphrase does not unlock any key slot");
+      diag_error ("%s: the passphrase does not unlock any key slot",
+                  io->name);
     errno = EPERM;
     goto err;
   }

@@ -20,6 +20,18 @@
 #include "luks2.h"
 
 /* The allowed values of hdr_size: 16 KiB to 4 MiB, powers of two. */
+/* Does a qcow2 image start at offset?  (Its magic "QFI\xfb", qcow2.txt
+ * "Header"), to point the operator at the module that reads it.
+ */
+static bool
+qcow2_magic_at (struct io *io, uint64_t offset)
+{
+  unsigned char magic[4];
+
+  return io_pread_zero_padded (io, magic, sizeof magic, offset) == 0 &&
+    memcmp (magic, "QFI\xfb", sizeof magic) == 0;
+}
+
 static const uint64_t hdr_sizes[] = {
   16384, 32768, 65536, 131072, 262144, 524288, 1048576, 2097152, 4194304,
 };
@@ -191,10 +203,13 @@ luks2_read_header (struct io *io, uint64_t header_offset, uint64_t limit,
 
   if (!p_ok && !s_ok) {
     if (strcmp (p.why, "no magic") == 0 && strcmp (s.why, "not found") == 0)
-      diag_error ("luks: %s: not a LUKS volume (no LUKS header at offset %"
-                  PRIu64 ")", io->name, header_offset);
+      diag_error ("%s: not a LUKS volume (no LUKS header at offset %"
+                  PRIu64 ")%s", io->name, header_offset,
+                  qcow2_magic_at (io, header_offset)
+                  ? "; this is a qcow2 image: use the qcow2 plugin or "
+                  "the qcow2 filter" : "");
     else
-      diag_error ("luks: %s: both LUKS2 headers are damaged "
+      diag_error ("%s: both LUKS2 headers are damaged "
                   "(primary: %s; secondary: %s)", io->name, p.why, s.why);
     errno = EINVAL;
     return -1;

@@ -95,16 +95,16 @@ candidates (const struct luks2_metadata *md, int key_slot, size_t key_len)
 }
 
 static int
-check_keyslot_kdf (const struct luks_kdf_limits *lim, int id,
-                   const struct luks2_keyslot *k, double *share)
+check_keyslot_kdf (const struct luks_kdf_limits *lim, const char *volume,
+                   int id, const struct luks2_keyslot *k, double *share)
 {
   char what[32];
 
   snprintf (what, sizeof what, "LUKS2 keyslot %d", id);
   if (k->kdf == LUKS2_KDF_PBKDF2)
-    return luks_kdf_check_pbkdf2 (lim, what, k->kdf_hash, k->area_key_size,
-                                  k->iterations, share);
-  return luks_kdf_check_argon2 (lim, what,
+    return luks_kdf_check_pbkdf2 (lim, volume, what, k->kdf_hash,
+                                  k->area_key_size, k->iterations, share);
+  return luks_kdf_check_argon2 (lim, volume, what,
                                 k->kdf == LUKS2_KDF_ARGON2I
                                 ? "argon2i" : "argon2id",
                                 k->time, k->memory, k->cpus, share);
@@ -114,7 +114,7 @@ check_keyslot_kdf (const struct luks_kdf_limits *lim, int id,
  * before any is derived; a keyslot to be tried costs both.
  */
 static int
-check_kdf_costs (const struct luks2_metadata *md,
+check_kdf_costs (const char *volume, const struct luks2_metadata *md,
                  const struct luks_open_params *params, size_t key_len)
 {
   uint32_t mask = candidates (md, params->key_slot, key_len);
@@ -124,21 +124,21 @@ check_kdf_costs (const struct luks2_metadata *md,
   int id;
 
   luks_kdf_limits_resolve (&params->kdf_limits, &lim);
-  if (luks_kdf_check_pbkdf2 (&lim, "LUKS2 volume key digest",
+  if (luks_kdf_check_pbkdf2 (&lim, volume, "LUKS2 volume key digest",
                              md->digest_hash, md->digest_len,
                              md->digest_iterations, &digest) == -1)
     return -1;
   for (id = 0; id < LUKS2_MAX_KEYSLOTS; ++id) {
     if (!md->keyslots[id].present)
       continue;
-    if (check_keyslot_kdf (&lim, id, &md->keyslots[id], &slot) == -1)
+    if (check_keyslot_kdf (&lim, volume, id, &md->keyslots[id], &slot) == -1)
       return -1;
     if (mask & (UINT32_C (1) << id)) {
       total += slot + digest;
       ++n;
     }
   }
-  return luks_kdf_check_total ("LUKS2", n, total);
+  return luks_kdf_check_total (volume, "LUKS2", n, total);
 }
 
 static int
@@ -168,14 +168,14 @@ unlock (struct io *io, const struct luks_open_params *params,
     }
 
   if (md->n_tokens > 0)
-    diag_error ("luks: the passphrase does not unlock any keyslot (the "
+    diag_error ("%s: the passphrase does not unlock any keyslot (the "
                 "volume also has %u token(s), e.g. \"%s\", which cannot "
-                "be used here)", md->n_tokens, md->token_type);
+                "be used here)", io->name, md->n_tokens, md->token_type);
   else if (params->key_slot >= 0)
-    diag_error ("luks: the passphrase does not unlock keyslot %d",
-                params->key_slot);
+    diag_error ("%s: the passphrase does not unlock keyslot %d",
+                io->name, params->key_slot);
   else
-    diag_error ("luks: the passphrase does not unlock any keyslot");
+    diag_error ("%s: the passphrase does not unlock any keyslot", io->name);
   errno = EPERM;
   return -1;
 }
@@ -224,7 +224,7 @@ luks2_open (struct io *io, const struct luks_open_params *params,
     errno = EINVAL;
     goto out;
   }
-  if (check_kdf_costs (md, params, key_len) == -1)
+  if (check_kdf_costs (io->name, md, params, key_len) == -1)
     goto out;
 
   key = keymem_alloc (key_len);

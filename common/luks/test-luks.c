@@ -313,45 +313,45 @@ test_kdf_limits (void)
   CHECK (lim.max_parallel == 8);
 
   /* PBKDF2: the reference, a one-block key, more blocks, a slow hash. */
-  CHECK (luks_kdf_check_pbkdf2 (&lim, "t", sha256, 64, 100000000,
+  CHECK (luks_kdf_check_pbkdf2 (&lim, "v", "t", sha256, 64, 100000000,
                                 &share) == 0);
   CHECK (share == 1.0);
-  CHECK (luks_kdf_check_pbkdf2 (&lim, "t", sha256, 64, 100000001,
+  CHECK (luks_kdf_check_pbkdf2 (&lim, "v", "t", sha256, 64, 100000001,
                                 &share) == -1);
   CHECK (errno == EINVAL);
-  CHECK (luks_kdf_check_pbkdf2 (&lim, "t", sha256, 32, 200000000,
+  CHECK (luks_kdf_check_pbkdf2 (&lim, "v", "t", sha256, 32, 200000000,
                                 &share) == 0);
-  CHECK (luks_kdf_check_pbkdf2 (&lim, "t", sha256, 32, 200000001,
+  CHECK (luks_kdf_check_pbkdf2 (&lim, "v", "t", sha256, 32, 200000001,
                                 &share) == -1);
-  CHECK (luks_kdf_check_pbkdf2 (&lim, "t", sha1, 64, 50000000, &share) == 0);
-  CHECK (luks_kdf_check_pbkdf2 (&lim, "t", sha1, 64, 50000001, &share) == -1);
+  CHECK (luks_kdf_check_pbkdf2 (&lim, "v", "t", sha1, 64, 50000000, &share) == 0);
+  CHECK (luks_kdf_check_pbkdf2 (&lim, "v", "t", sha1, 64, 50000001, &share) == -1);
   CHECK (luks_kdf_pbkdf2_cap (&lim, stribog, 64) == 9090909);
-  CHECK (luks_kdf_check_pbkdf2 (&lim, "t", stribog, 64, 9090910,
+  CHECK (luks_kdf_check_pbkdf2 (&lim, "v", "t", stribog, 64, 9090910,
                                 &share) == -1);
-  CHECK (luks_kdf_check_pbkdf2 (&big, "t", stribog, 64, UINT32_MAX,
+  CHECK (luks_kdf_check_pbkdf2 (&big, "v", "t", stribog, 64, UINT32_MAX,
                                 &share) == 0);
 
   /* argon2: memory, threads, passes (scaled by memory). */
-  CHECK (luks_kdf_check_argon2 (&lim, "t", "argon2id", 32, 1048576, 8,
+  CHECK (luks_kdf_check_argon2 (&lim, "v", "t", "argon2id", 32, 1048576, 8,
                                 &share) == 0);
   CHECK (share == 1.0);
-  CHECK (luks_kdf_check_argon2 (&lim, "t", "argon2id", 1, 1048577, 1,
+  CHECK (luks_kdf_check_argon2 (&lim, "v", "t", "argon2id", 1, 1048577, 1,
                                 &share) == -1);
   CHECK (errno == EINVAL);
-  CHECK (luks_kdf_check_argon2 (&lim, "t", "argon2id", 1, 1024, 9,
+  CHECK (luks_kdf_check_argon2 (&lim, "v", "t", "argon2id", 1, 1024, 9,
                                 &share) == -1);
-  CHECK (luks_kdf_check_argon2 (&lim, "t", "argon2i", 33, 1048576, 1,
+  CHECK (luks_kdf_check_argon2 (&lim, "v", "t", "argon2i", 33, 1048576, 1,
                                 &share) == -1);
-  CHECK (luks_kdf_check_argon2 (&lim, "t", "argon2i", 512, 65536, 1,
+  CHECK (luks_kdf_check_argon2 (&lim, "v", "t", "argon2i", 512, 65536, 1,
                                 &share) == 0);
-  CHECK (luks_kdf_check_argon2 (&lim, "t", "argon2i", 513, 65536, 1,
+  CHECK (luks_kdf_check_argon2 (&lim, "v", "t", "argon2i", 513, 65536, 1,
                                 &share) == -1);
-  CHECK (luks_kdf_check_argon2 (&big, "t", "argon2i", 1000, 4194304 / 4, 16,
+  CHECK (luks_kdf_check_argon2 (&big, "v", "t", "argon2i", 1000, 4194304 / 4, 16,
                                 &share) == 0);
 
   /* The sum over the slots to be tried. */
-  CHECK (luks_kdf_check_total ("LUKS1", 8, 4.0) == 0);
-  CHECK (luks_kdf_check_total ("LUKS1", 8, 4.01) == -1);
+  CHECK (luks_kdf_check_total ("v", "LUKS1", 8, 4.0) == 0);
+  CHECK (luks_kdf_check_total ("v", "LUKS1", 8, 4.01) == -1);
   CHECK (errno == EINVAL);
 }
 

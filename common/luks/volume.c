@@ -64,7 +64,7 @@ probe_version (struct io *io, const struct luks_open_params *params,
   case 1: return 1;
   case 2: return 2;
   default:
-    diag_error ("luks: %s: LUKS version %" PRIu16 " is not supported",
+    diag_error ("%s: LUKS version %" PRIu16 " is not supported",
                 io->name, load_be16 (start + LUKS_MAGIC_LEN));
     errno = ENOTSUP;
     return -1;
@@ -85,7 +85,7 @@ luks_open (struct io *io, const struct luks_open_params *params,
   if (version == -1)
     return NULL;
   if (params->embedded && version != 1) {
-    diag_error ("luks: %s: no LUKS1 header at offset %" PRIu64,
+    diag_error ("%s: no LUKS1 header at offset %" PRIu64,
                 io->name, params->header_offset);
     errno = EINVAL;
     return NULL;

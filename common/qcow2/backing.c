@@ -124,6 +124,7 @@ open_image (struct qcow2_image *img, const struct qcow2_options *opts,
     .passphrase = opts->passphrase,     /* one passphrase for the chain */
     .metadata_only = opts->metadata_only,
     .kdf_limits = opts->kdf_limits,
+    .debug = opts->debug,
   };
   char *path = strdup (file->name);
 

@@ -346,7 +346,10 @@ header_parse (struct io *file, uint64_t file_size, struct qcow2_header *h)
                 0) == -1)
     return -1;
   if (load_be32 (fixed + HDR_MAGIC) != QCOW2_MAGIC) {
-    diag_error ("%s: not a qcow2 image (bad magic)", file->name);
+    const char *what = foreign_format (file, file_size);
+
+    diag_error ("%s: not a qcow2 image (bad magic)%s%s", file->name,
+                what ? "; " : "", what ? what : "");
     errno = EINVAL;
     return -1;
   }

@@ -81,20 +81,6 @@ image_load_l1 (struct qcow2_image *img, uint64_t offset, uint32_t size)
   return 0;
 }
 
-static void
-describe (struct qcow2_image *img)
-{
-  const struct qcow2_header *h = &img->hdr;
-
-  snprintf (img->description, sizeof img->description,
-            "qcow2 v%" PRIu32 ", %" PRIu64 " byte clusters, %u-bit refcounts%s%s%s",
-            h->version, img->cluster_size, 1u << h->refcount_order,
-            img->extended_l2 ? ", extended L2" : "",
-            h->compression_type == 1 ? ", zstd" : "",
-            h->crypt_method == CRYPT_LUKS ? ", LUKS encrypted"
-            : h->crypt_method == CRYPT_AES ? ", AES encrypted" : "");
-}
-
 int
 qcow2_open (const struct qcow2_options *opts, struct qcow2_image **img_ret)
 {
@@ -134,6 +120,7 @@ image_open (const struct qcow2_options *opts, const struct chain_link *above,
     goto fail;
   img->data = img->file;
   img->readonly = opts->readonly;
+  img->debug = opts->debug;
   size = io_size (img->file);
   if (size == -1)
     goto fail;
@@ -151,7 +138,6 @@ image_open (const struct qcow2_options *opts, const struct chain_link *above,
     if (header_parse (img->file, img->file_size, &img->hdr) == -1)
       goto fail;
     set_geometry (img);
-    describe (img);
     if (image_load_l1 (img, img->hdr.l1_table_offset, img->hdr.l1_size) == -1 ||
         data_file_open (img, opts) == -1 ||
         crypt_open (img, opts) == -1 ||
@@ -159,7 +145,8 @@ image_open (const struct qcow2_options *opts, const struct chain_link *above,
         detect_metadata_preallocation (img) == -1)
       goto fail;
   }
-  if (backing_open (img, opts, above) == -1)
+  if (backing_open (img, opts, above) == -1 ||
+      image_describe (img) == -1)
     goto fail;
   /* An L2 table is one cluster in qcow2, 8 << l2_bits bytes in qcow1. */
   img->l2_cache = meta_cache_create ((uint64_t) img->l2_entry_size << img->l2_bits,
@@ -167,6 +154,7 @@ image_open (const struct qcow2_options *opts, const struct chain_link *above,
                                      : DEFAULT_L2_CACHE_SIZE);
   if (img->l2_cache == NULL)
     goto fail;
+  meta_cache_set_debug (img->l2_cache, &img->debug, img->filename, "L2");
   if (img->crypt == NULL &&
       (img->cluster_cache = cluster_cache_create (img->cluster_size,
                                                   CLUSTER_CACHE_BYTES)) == NULL) {
@@ -204,6 +192,8 @@ qcow2_close (struct qcow2_image *img)
   pthread_rwlock_destroy (&img->meta_lock);
   free (img->l1);
   snapshots_free (img->snapshots, img->hdr.nb_snapshots);
+  free (img->exported_snapshot);
+  free (img->description);
   free (img->filename);
   free (img);
   return r;

@@ -145,13 +145,35 @@ struct qcow2_image {
   uint64_t file_size;           /* cached length of file */
   uint64_t data_size;           /* cached length of data */
   bool readonly;
-  char description[256];
+  struct qcow2_debug debug;     /* opts->debug (image_debug) */
+  char *exported_snapshot;      /* 'ID "NAME"' under snapshot= */
+  char *description;            /* describe.c */
 };
 
 /* header.c */
 extern int header_parse (struct io *file, uint64_t file_size,
                          struct qcow2_header *h);
 extern void header_free (struct qcow2_header *h);
+
+/* foreign.c: what a file without the qcow2 magic is instead, as one
+ * phrase for the refusal (NULL if it cannot be read: the read failure
+ * was reported).
+ */
+extern const char *foreign_format (struct io *file, uint64_t file_size);
+
+/* debug.c: a message of category flag (QCOW2_DEBUG_*), if it is on;
+ * the test is inline so that an unused category costs nothing more.
+ */
+extern void debug_print (const struct qcow2_debug *d, const char *fs, ...)
+  __attribute__ ((format (printf, 2, 3)));
+#define image_debug(img, flag, ...)                                     \
+  do {                                                                  \
+    if ((img)->debug.flags & (flag))                                    \
+      debug_print (&(img)->debug, __VA_ARGS__);                         \
+  } while (0)
+
+/* describe.c: set img->description (qcow2_description). */
+extern int image_describe (struct qcow2_image *img);
 
 /* meta-cache.c: bounded caches of cluster-sized metadata tables (L2
  * tables, refcount blocks), raw on-disk bytes.
@@ -163,6 +185,12 @@ struct meta_table {
 extern struct meta_cache *meta_cache_create (uint64_t table_bytes,
                                              uint64_t max_bytes);
 extern void meta_cache_destroy (struct meta_cache *c);
+/* Report hits, misses and evictions under QCOW2_DEBUG_CACHE, as "FILE:
+ * WHAT cache ..." (both strings must outlive the cache).
+ */
+extern void meta_cache_set_debug (struct meta_cache *c,
+                                  const struct qcow2_debug *debug,
+                                  const char *file, const char *what);
 /* Pin the table at offset, loading it from file on a miss. */
 extern int meta_cache_get (struct meta_cache *c, struct io *file,
                            uint64_t offset, struct meta_table **t);

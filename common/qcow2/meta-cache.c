@@ -49,7 +49,26 @@ struct meta_cache {
   struct slot **buckets;
   size_t nr_buckets;            /* a power of two */
   uint64_t loads, evictions;    /* reported at destroy (nbdkit -v) */
+  const struct qcow2_debug *debug;      /* meta_cache_set_debug */
+  const char *file, *what;
 };
+
+/* A QCOW2_DEBUG_CACHE message about the table at offset. */
+#define cache_debug(c, event, offset)                                   \
+  do {                                                                  \
+    if ((c)->debug && ((c)->debug->flags & QCOW2_DEBUG_CACHE))          \
+      debug_print ((c)->debug, "%s: %s cache %s: table at %#" PRIx64,  \
+                   (c)->file, (c)->what, (event), (offset));            \
+  } while (0)
+
+void
+meta_cache_set_debug (struct meta_cache *c, const struct qcow2_debug *debug,
+                      const char *file, const char *what)
+{
+  c->debug = debug;
+  c->file = file;
+  c->what = what;
+}
 
 static size_t
 bucket_of (const struct meta_cache *c, uint64_t offset)
@@ -180,6 +199,7 @@ evict_one (struct meta_cache *c)
     victim = victim->newer;
   if (victim == NULL)
     return false;
+  cache_debug (c, "eviction", victim->table.offset);
   unlink_slot (c, victim);
   free_slot (victim);
   c->evictions++;
@@ -243,10 +263,12 @@ meta_cache_get (struct meta_cache *c, struct io *file, uint64_t offset,
     s = pin_existing (c, offset);
   }
   if (s) {
+    cache_debug (c, "hit", offset);
     *t = &s->table;
     return 0;
   }
 
+  cache_debug (c, "miss", offset);
   loaded = new_slot (c, offset);
   if (loaded == NULL)
     return -1;

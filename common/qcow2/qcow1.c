@@ -155,8 +155,6 @@ qcow1_open (struct qcow2_image *img)
                          load_be32 (b + Q1_BACKING_FILE_SIZE)) == -1 ||
       image_load_l1 (img, l1_offset, l1_entries) == -1)
     return -1;
-  snprintf (img->description, sizeof img->description,
-            "qcow v1, %" PRIu64 " byte clusters, read-only", img->cluster_size);
   return 0;
 }
 

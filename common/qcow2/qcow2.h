@@ -11,6 +11,7 @@
 #ifndef QCOW2_H
 #define QCOW2_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -69,6 +70,22 @@ enum qcow2_backing_mode {
                                    looked at, not served) */
 };
 
+/* Debug messages by category, each turned on alone (the modules map
+ * nbdkit's -D qcow2.cache=1 and so on to these bits).  A category that
+ * is off costs one test of a word.
+ */
+#define QCOW2_DEBUG_CACHE (1u << 0)  /* L2 and refcount block caches:
+                                        hits, misses, evictions */
+#define QCOW2_DEBUG_ALLOC (1u << 1)  /* cluster allocations, copy-on-write,
+                                        releases */
+#define QCOW2_DEBUG_CODEC (1u << 2)  /* how each kind of cluster is read:
+                                        the decoder chosen */
+
+struct qcow2_debug {
+  unsigned flags;               /* QCOW2_DEBUG_*; 0 = silent */
+  void (*print) (const char *fs, va_list args); /* required with flags */
+};
+
 struct qcow2_options {
   const struct qcow2_opener *opener;    /* required */
   const char *filename;
@@ -92,6 +109,7 @@ struct qcow2_options {
   bool metadata_only;
   /* Caps on the LUKS key derivation of encrypted images; 0s = defaults. */
   struct luks_kdf_limits kdf_limits;
+  struct qcow2_debug debug;     /* the whole backing chain shares it */
 };
 
 /* Open and validate an image (and its backing chain).  Metadata is read

@@ -70,6 +70,14 @@ decompress_cluster (struct qcow2_image *img, struct scratch *s,
 {
   if (io_pread_zero_padded (img->file, s->compressed, len, host) == -1)
     return -1;
+  if (img->hdr.compression_type == 1)
+    image_debug (img, QCOW2_DEBUG_CODEC, "%s: codec: guest %#" PRIx64
+                 ": compressed cluster, zstd decoder",
+                 img->filename, m->cluster_offset);
+  else
+    image_debug (img, QCOW2_DEBUG_CODEC, "%s: codec: guest %#" PRIx64
+                 ": compressed cluster, zlib decoder (%s)",
+                 img->filename, m->cluster_offset, codec_inflate_backend ());
   if (codec_decompress (img->hdr.compression_type, s->compressed, len,
                         out, img->cluster_size) == -1) {
     diag_error ("%s: compressed cluster for guest offset %#" PRIx64
@@ -109,8 +117,13 @@ read_compressed (struct qcow2_image *img, struct scratch *s, void *buf,
   if (skip == 0 && count == img->cluster_size)
     return decompress_cluster (img, s, m, host, len, buf);
 
-  if (cache && cluster_cache_read (cache, host, len, buf, skip, count))
+  if (cache && cluster_cache_read (cache, host, len, buf, skip, count)) {
+    image_debug (img, QCOW2_DEBUG_CODEC,
+                 "%s: codec: guest %#" PRIx64 ": compressed cluster, "
+                 "from the decompressed cluster cache",
+                 img->filename, m->cluster_offset);
     return 0;
+  }
   if (decompress_cluster (img, s, m, host, len, s->cluster) == -1)
     return -1;
   memcpy (buf, s->cluster + skip, count);
@@ -120,6 +133,26 @@ read_compressed (struct qcow2_image *img, struct scratch *s, void *buf,
   if (cache && host + len <= img->file_size)
     cluster_cache_insert (cache, epoch, host, len, &s->cluster);
   return 0;
+}
+
+/* QCOW2_DEBUG_CODEC (the caller tests it): how the kinds other than
+ * compressed are read.
+ */
+static void
+debug_mapping (struct qcow2_image *img, const struct mapping *m,
+               uint64_t offset)
+{
+  static const char *const how[] = {
+    [MAP_UNALLOCATED] = "unallocated, from the backing file or zeroes",
+    [MAP_ZERO] = "zero, no read",
+    [MAP_DATA] = "data, copied",
+    [MAP_COMPRESSED] = NULL,    /* decompress_cluster says which decoder */
+  };
+
+  if (how[m->kind])
+    debug_print (&img->debug, "%s: codec: guest %#" PRIx64 "+%" PRIu64
+                 ": %s%s", img->filename, offset, m->length, how[m->kind],
+                 m->kind == MAP_DATA && img->crypt ? " and decrypted" : "");
 }
 
 int
@@ -138,6 +171,8 @@ qcow2_pread (struct qcow2_image *img, void *buf, uint64_t count,
     r = cluster_map_shared (img, offset, count, &m);
     if (r == -1)
       break;
+    if (img->debug.flags & QCOW2_DEBUG_CODEC)
+      debug_mapping (img, &m, offset);
     switch (m.kind) {
     case MAP_DATA:
       r = data_read (img, p, m.length, m.host_offset, offset);

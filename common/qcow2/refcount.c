@@ -119,6 +119,8 @@ refcount_init (struct qcow2_image *img)
   w->refblock_cache = meta_cache_create (img->cluster_size, REFBLOCK_CACHE_SIZE);
   if (w->refblock_cache == NULL)
     return -1;
+  meta_cache_set_debug (w->refblock_cache, &img->debug, img->filename,
+                        "refcount block");
   if (load_reftable (img) == -1 ||
       overlap_index_build (img) == -1)
     return -1;
@@ -402,6 +404,9 @@ refcount_alloc (struct qcow2_image *img, uint64_t n)
   if (check_no_overlap (img, (uint64_t) start << img->cluster_bits,
                         n << img->cluster_bits) == -1)
     return -1;
+  image_debug (img, QCOW2_DEBUG_ALLOC,
+               "%s: alloc: %" PRIu64 " cluster(s) at host offset %#" PRIx64,
+               img->filename, n, (uint64_t) start << img->cluster_bits);
   return (uint64_t) start << img->cluster_bits;
 }
 
@@ -451,6 +456,10 @@ refcount_release (struct qcow2_image *img, uint64_t offset, uint64_t bytes)
     }
     w->pending[w->nr_pending++] = c;
   }
+  image_debug (img, QCOW2_DEBUG_ALLOC,
+               "%s: alloc: release of host %#" PRIx64 " (%" PRIu64
+               " bytes), applied at the next metadata write-back",
+               img->filename, offset, bytes);
   return 0;
 }
 

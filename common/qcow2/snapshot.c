@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -183,6 +184,11 @@ select_snapshot (struct qcow2_image *img, const struct qcow2_snapshot_info *sn)
     return -1;
   img->size = sn->disk_size;
   img->readonly = true;
+  if (asprintf (&img->exported_snapshot, "%s \"%s\"", sn->id, sn->name) == -1) {
+    img->exported_snapshot = NULL;
+    diag_error ("asprintf: %m");
+    return -1;
+  }
   diag_debug ("%s: serving snapshot %s (%s), %" PRIu64 " bytes, read-only",
               img->filename, sn->id, sn->name, sn->disk_size);
   return 0;

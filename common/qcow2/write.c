@@ -144,6 +144,10 @@ l2_for_write (struct qcow2_image *img, uint64_t l1_index,
   }
   if (old)
     overlap_remove (img, old, img->cluster_size);
+  image_debug (img, QCOW2_DEBUG_ALLOC,
+               "%s: alloc: L2 table %" PRIu64 " at host offset %#" PRIx64
+               "%s", img->filename, l1_index, (uint64_t) new,
+               old ? " (copy-on-write of a shared table)" : "");
   img->l1[l1_index] = (uint64_t) new | ENTRY_COPIED;
   l1_mark_dirty (w, l1_index);
   return 0;
@@ -212,6 +216,27 @@ entry_reads_zero (const struct qcow2_image *img, const struct l2_entry *d)
     return false;
   return d->kind == MAP_ZERO ||
     (d->kind == MAP_UNALLOCATED && img->backing == NULL);
+}
+
+/* QCOW2_DEBUG_ALLOC (the caller tests it): a fresh run whose new
+ * clusters take more than the write covers gets the rest copied from
+ * what the guest saw there (unless that reads as zeroes).
+ */
+static void
+debug_copy_on_write (struct qcow2_image *img, const struct run *r)
+{
+  const uint64_t cs = img->cluster_size;
+  uint64_t last_end = ((r->offset + r->length - 1) & (cs - 1)) + 1;
+  bool head = r->fill_first < (r->offset & (cs - 1)) && !r->head_zero;
+  bool tail = r->fill_end > last_end && !r->tail_zero;
+
+  if (head || tail)
+    debug_print (&img->debug, "%s: alloc: copy-on-write of guest %#"
+                 PRIx64 "+%" PRIu64 " into host %#" PRIx64 " (%s%s%s)",
+                 img->filename,
+                 r->first_cluster * cs, r->nr_clusters * cs, r->host,
+                 head ? "head" : "", head && tail ? " and " : "",
+                 tail ? "tail" : "");
 }
 
 /* Plan the run starting at offset.  Returns 0, 1 if it must wait for an
@@ -291,6 +316,8 @@ plan_run (struct qcow2_image *img, uint64_t offset, uint64_t count,
     if (host == -1)
       goto err;
     r->host = host;
+    if (img->debug.flags & QCOW2_DEBUG_ALLOC)
+      debug_copy_on_write (img, r);
   }
   else
     r->host = d.host;
