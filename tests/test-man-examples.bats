@@ -147,16 +147,16 @@ assert_compressed ()
     make_plain plain $((1024 * 1024))
     make_cryptsetup_luks2 volume.luks plain key.txt \
         "${LUKS_PBKDF2_CHEAP[@]}" --key-slot 1
-    # nbdkit --filter=./luks.so file volume.luks passphrase=+key.txt
+    # nbdkit --filter=./luks2.so file volume.luks passphrase=+key.txt
     start_nbdkit --filter="$LUKS_FILTER" file volume.luks passphrase=+key.txt
     copy_export "$uri" out.raw
     cmp <(head -c 1M out.raw) plain
-    # nbdkit -U - -r --filter=./luks.so file volume.luks passphrase=+key.txt
+    # nbdkit -U - -r --filter=./luks2.so file volume.luks passphrase=+key.txt
     #        --run 'nbdcopy "$uri" plain.raw'
     nbdkit -U - -r --filter="$LUKS_FILTER" file volume.luks \
         passphrase=+key.txt --run 'nbdcopy "$uri" plain.raw'
     cmp <(head -c 1M plain.raw) plain
-    # nbdkit --filter=./luks.so ./qcow2.so guest.qcow2 passphrase=+key.txt
+    # nbdkit --filter=./luks2.so ./qcow2.so guest.qcow2 passphrase=+key.txt
     qemu-img convert -f raw -O qcow2 volume.luks guest.qcow2
     nbdkit -U - -r --filter="$LUKS_FILTER" "$QCOW2_PLUGIN" guest.qcow2 \
         passphrase=+key.txt --run 'nbdcopy "$uri" guest.raw'

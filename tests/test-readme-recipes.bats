@@ -13,8 +13,12 @@ setup ()
     cd "$BATS_TEST_TMPDIR"
     ln -s "$QCOW2_PLUGIN" qcow2.so
     ln -s "$QCOW2_FILTER" qcow2-filter.so
-    ln -s "$LUKS_FILTER" luks.so
+    ln -s "$LUKS_FILTER" luks2.so
     ln -s "$COMPRESS_FILTER" compress.so
+    # qcow2-tool as the installed tool is called: by name, on PATH.
+    mkdir bin
+    ln -s "$QCOW2_TOOL" bin/qcow2-tool
+    PATH=$PWD/bin:$PATH
     # disk.qcow2: 8 MiB with data at both ends, and its raw view.
     qemu-img create -q -f qcow2 disk.qcow2 8M
     qemu-io -c 'write -P 0x5a 0 1M' -c 'write -P 0xa5 7M 1M' disk.qcow2 >/dev/null
@@ -104,4 +108,23 @@ run_recipe ()
     run_recipe v2v
     check_clean out.qcow2
     qemu-img compare -f raw ref.raw -F qcow2 out.qcow2
+}
+
+@test "README recipe: check, snapshot, resize and commit with qcow2-tool" {
+    test -x "$QCOW2_TOOL" || fail "qcow2-tool was not built: run make first"
+    qemu-img create -q -f qcow2 -F qcow2 -b disk.qcow2 overlay.qcow2
+    qemu-io -c 'write -P 0x33 4M 1M' overlay.qcow2 >/dev/null
+    run_recipe tool
+    # The snapshot holds the data at creation (QEMU reads it at the
+    # image's new size: its first 8 MiB); the image grew by 1 GiB.
+    run qemu-img snapshot -l disk.qcow2
+    assert_output --partial before-upgrade
+    qemu-img convert -l snapshot.name=before-upgrade -O raw disk.qcow2 snap.raw
+    cmp -n 8M snap.raw ref.raw
+    run qemu-img info --output=json disk.qcow2
+    assert_output --partial '"virtual-size": 1082130432'
+    # The overlay's 1 MiB is in disk.qcow2 now; both stay check-clean.
+    check_clean disk.qcow2
+    check_clean overlay.qcow2
+    qemu-io -c 'read -P 0x33 4M 1M' -c 'read -P 0x5a 0 1M' disk.qcow2
 }
