@@ -190,12 +190,13 @@ print(md5.hexdigest())'
     test "$sums" -eq 1 || { echo "$0: $* disagree on the data" >&2; exit 1; }
 }
 
-# seconds CMD...: wall seconds CMD took (its output discarded).
+# seconds CMD...: wall seconds CMD took (its output discarded); fails,
+# printing nothing, when CMD fails, so a failed run is never a figure.
 seconds ()
 {
     local t0 t1
     t0=$(date +%s.%N)
-    "$@" >/dev/null
+    "$@" >/dev/null || { echo "$0: $* failed (exit $?)" >&2; return 1; }
     t1=$(date +%s.%N)
     awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f\n", b - a }'
 }

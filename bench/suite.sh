@@ -8,7 +8,8 @@
 #
 #   bench/suite.sh [OPTIONS]
 #     --rounds=N     pairs per row (default 5; the issue asks >= 3)
-#     --quick        3 rounds, 256M data, 1G random-read image, 5 s fio runs
+#     --quick        3 rounds, 256M data, 1G random-read image, 5 s fio runs,
+#                    a 4G image of 1G data for the tool rows
 #     --self-check   1 round, tiny sizes, 1 s fio runs: does every row run?
 #                    (exits non-zero if a row that ran printed no figure)
 #     --rows=A,B     only these rows (--list names them)
@@ -33,7 +34,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 # KEY|SCRIPT|GOAL|NEEDS-FIO|WORKLOAD (issue 10's table, in its order,
 # then issue 12's: the qcow2 filter; filter-read compares it with our
-# plugin, not qemu-nbd)
+# plugin, not qemu-nbd; then issue 13's: qcow2-tool against qemu-img)
 rows_table='plain-read|read-bench.sh|1.3|0|nbdcopy 1 GiB to null:
 zlib-read|compressed-read-bench.sh|2.2|0|nbdcopy 1 GiB to null:, zlib image
 zstd-read|compressed-read-bench.sh|2.0|0|nbdcopy 1 GiB to null:, zstd image
@@ -51,7 +52,10 @@ scale-chain|scale-bench.sh|1.5|0|16-deep backing chain: nbdcopy of the data
 filter-read|filter-bench.sh|0.9|0|qcow2 filter over file / our plugin, 1 GiB
 filter-latency|filter-bench.sh|2.0|0|qcow2 filter over nbd, a layer 1 ms away
 filter-http|filter-bench.sh|1.5|0|qcow2 filter over curl, lighttpd
-filter-randwrite|filter-bench.sh|1.5|1|qcow2 filter, fio 4K randwrite, falloc image'
+filter-randwrite|filter-bench.sh|1.5|1|qcow2 filter, fio 4K randwrite, falloc image
+tool-check|tool-bench.sh|1.0|0|qcow2-tool check, 16 GiB image, 4 GiB data
+tool-snapshot|tool-bench.sh|1.0|0|qcow2-tool snapshot -c, 16 GiB, 4 GiB data
+tool-commit|tool-bench.sh|1.0|0|qcow2-tool commit, 1 GiB overlay into 16 GiB'
 
 rounds=5 quick=0 selfcheck=0 select= logdir=
 export WORKDIR=${WORKDIR:-$here/out}
@@ -75,10 +79,12 @@ done
 if ((quick)); then
     export SIZE=${SIZE:-256M} RANDREAD_SIZE=${RANDREAD_SIZE:-1G} RUNTIME=${RUNTIME:-5}
     export OVERLAY_SIZE=${OVERLAY_SIZE:-4G}
+    export TOOL_SIZE=${TOOL_SIZE:-4G} TOOL_DATA=${TOOL_DATA:-1G}
 fi
 if ((selfcheck)); then
     export SIZE=16M RANDREAD_SIZE=32M RUNTIME=1
     export PREALLOC_SIZE=64M OVERLAY_SIZE=64M ALLOC_SIZE=1G LATENCY_SIZE=16M
+    export TOOL_SIZE=64M TOOL_DATA=16M
 fi
 export RUNTIME=${RUNTIME:-10}
 test -n "$logdir" || logdir=$(mktemp -d /tmp/bench-suite.XXXXXX)
@@ -93,7 +99,7 @@ selected () { test -z "$select" || [[ ",$select," == *",$1,"* ]]; }
 
 # What is missing (nothing is installed).
 missing=()
-for c in nbdkit qemu-nbd qemu-img nbdcopy nbdinfo nbdsh fio; do
+for c in nbdkit qemu-nbd qemu-img qemu-io nbdcopy nbdinfo nbdsh fio; do
     command -v "$c" >/dev/null || missing+=("$c")
 done
 have_fio=1
@@ -221,6 +227,7 @@ while IFS='|' read -r k s goal f w; do
     done <<<"${ceil[$k]:-}"
 done <<<"$rows_table"
 echo "ratio: ours / qemu-nbd per pair of rounds (throughput or IOPS; > 1: ours faster), median and range"
+echo "       (times, unit s: qemu's time / ours; the tool-* rows time qemu-img, not qemu-nbd)"
 echo "logs: $logdir"
 ((selfcheck)) && exit $nofigure
 exit 0
