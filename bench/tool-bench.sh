@@ -147,6 +147,9 @@ commit_once ()
     fi
 }
 
+# Both programs and their libraries into the page cache.
+for s in ours qemu; do tool_run "$s" info "$base" >/dev/null; done
+
 what="$size image, $data data"
 if want_row tool-check; then
     echo "tool-check: check of the $what" >&2
