@@ -126,7 +126,7 @@ power_cut_each ()
     rm -rf "$t/journal" "$t/scratch" "$t/pc-old.raw" "$t/pc-new.raw"
     mkdir -p "$t/scratch"
     qemu-img convert -O raw "$img" "$t/pc-old.raw"
-    LD_PRELOAD=$IO_SHIM IO_SHIM_FILES=$(realpath "$t/pc.qcow2") \
+    LD_PRELOAD=$(shim_preload) IO_SHIM_FILES=$(realpath "$t/pc.qcow2") \
         IO_SHIM_JOURNAL=$t/journal "$QCOW2_TOOL" "$@" >/dev/null
     qemu-img convert -O raw "$t/pc.qcow2" "$t/pc-new.raw"
     run python3 "$BATS_TEST_DIRNAME/repair-power-cut.py" edit \

@@ -138,7 +138,7 @@ repair_power_cut ()
     test -e "$IO_SHIM" || skip "io-shim is not built"
     # The shim appends: a journal per run.
     rm -rf "$t/journal" "$t/scratch"
-    LD_PRELOAD=$IO_SHIM IO_SHIM_FILES=$(realpath "$image") \
+    LD_PRELOAD=$(shim_preload) IO_SHIM_FILES=$(realpath "$image") \
         IO_SHIM_JOURNAL=$t/journal "$QCOW2_TOOL" check -r "$mode" "$image" \
         >/dev/null 2>&1 || :
     mkdir -p "$t/scratch"
