@@ -253,9 +253,12 @@ f = open(sys.argv[1], "rb"); f.seek(72); print(struct.unpack(">Q", f.read(8))[0]
     stop_server "$nbdkit_pid"
     qemu-img convert -U -O raw "$SHM/c.qcow2" "$SHM/out.raw"
     cmp -n 8M "$SHM/out.raw" "$SHM/text"
-    # More would need a cluster at 2^49.
+    # More would need a cluster at 2^49.  One request in flight: when
+    # nbdcopy hangs up on the first error while nbdkit 1.32 still has
+    # replies to send, nbdkit aborts (connections.c: raw_send_socket:
+    # Assertion `sock >= 0' failed), which is not what is tested here.
     start_nbdkit --filter="$COMPRESS_FILTER" "$QCOW2_PLUGIN" file="$SHM/c.qcow2"
-    run nbdcopy -- "$SHM/text" "$uri"
+    run nbdcopy --connections=1 --requests=1 -- "$SHM/text" "$uri"
     assert_failure
     run cat "$nbdkit_log"
     assert_output --partial 'host offset 0x2000000000000 is too large for a compressed cluster descriptor'
