@@ -39,65 +39,45 @@ parse_switch (const char *value, bool *ret)
   return 0;
 }
 
-static int
-parse_compat (const char *value)
-{
-  if (strcmp (value, "0.10") == 0 || strcmp (value, "v2") == 0)
-    copts.version = 2;
-  else if (strcmp (value, "1.1") == 0 || strcmp (value, "v3") == 0)
-    copts.version = 3;
-  else {
-    nbdkit_error ("compat must be 0.10 (or v2) or 1.1 (or v3), not '%s'", value);
-    return -1;
-  }
-  return 0;
-}
+/* A parameter with a fixed set of values, each naming a number. */
+struct choice {
+  const char *name;
+  unsigned value;
+};
 
-static int
-parse_compression_type (const char *value)
-{
-  if (strcmp (value, "zlib") == 0)
-    copts.compression_type = 0;
-  else if (strcmp (value, "zstd") == 0)
-    copts.compression_type = 1;
-  else {
-    nbdkit_error ("compression-type must be zlib or zstd, not '%s'", value);
-    return -1;
-  }
-  return 0;
-}
+static const struct choice compat_choices[] = {
+  { "0.10", 2 }, { "v2", 2 }, { "1.1", 3 }, { "v3", 3 }, { NULL, 0 },
+};
+static const struct choice compression_type_choices[] = {
+  { "zlib", 0 }, { "zstd", 1 }, { NULL, 0 },
+};
+static const struct choice preallocation_choices[] = {
+  { "off", QCOW2_PREALLOC_OFF }, { "metadata", QCOW2_PREALLOC_METADATA },
+  { "falloc", QCOW2_PREALLOC_FALLOC }, { "full", QCOW2_PREALLOC_FULL },
+  { NULL, 0 },
+};
+static const struct choice encrypt_format_choices[] = {
+  { "luks", QCOW2_ENCRYPT_LUKS }, { "aes", QCOW2_ENCRYPT_AES }, { NULL, 0 },
+};
 
+/* The value of one of the choices, or an error listing them all. */
 static int
-parse_preallocation (const char *value)
+parse_choice (const char *key, const char *value,
+              const struct choice *choices, unsigned *ret)
 {
-  if (strcmp (value, "off") == 0)
-    copts.preallocation = QCOW2_PREALLOC_OFF;
-  else if (strcmp (value, "metadata") == 0)
-    copts.preallocation = QCOW2_PREALLOC_METADATA;
-  else if (strcmp (value, "falloc") == 0)
-    copts.preallocation = QCOW2_PREALLOC_FALLOC;
-  else if (strcmp (value, "full") == 0)
-    copts.preallocation = QCOW2_PREALLOC_FULL;
-  else {
-    nbdkit_error ("preallocation must be off, metadata, falloc or full, "
-                  "not '%s'", value);
-    return -1;
-  }
-  return 0;
-}
+  char list[128] = "";
 
-static int
-parse_encrypt_format (const char *value)
-{
-  if (strcmp (value, "luks") == 0)
-    copts.encrypt = QCOW2_ENCRYPT_LUKS;
-  else if (strcmp (value, "aes") == 0)
-    copts.encrypt = QCOW2_ENCRYPT_AES;
-  else {
-    nbdkit_error ("encrypt-format must be luks or aes, not '%s'", value);
-    return -1;
+  for (const struct choice *c = choices; c->name; c++) {
+    if (strcmp (value, c->name) == 0) {
+      *ret = c->value;
+      return 0;
+    }
+    if (c != choices)
+      strcat (list, c[1].name ? ", " : " or ");
+    strcat (list, c->name);
   }
-  return 0;
+  nbdkit_error ("%s must be %s, not '%s'", key, list, value);
+  return -1;
 }
 
 /* Sizes go through nbdkit_parse_size; the ranges are checked with the
@@ -158,9 +138,10 @@ create_config (const char *key, const char *value)
   else if (strcmp (key, "cluster-size") == 0)
     r = parse_cluster_size (value);
   else if (strcmp (key, "compat") == 0)
-    r = parse_compat (value);
+    r = parse_choice (key, value, compat_choices, &copts.version);
   else if (strcmp (key, "compression-type") == 0)
-    r = parse_compression_type (value);
+    r = parse_choice (key, value, compression_type_choices,
+                      &copts.compression_type);
   else if (strcmp (key, "extended-l2") == 0)
     r = parse_switch (value, &copts.extended_l2);
   else if (strcmp (key, "refcount-bits") == 0)
@@ -173,10 +154,18 @@ create_config (const char *key, const char *value)
     r = parse_string (value, &copts.backing_format);
   else if (strcmp (key, "data-file-raw") == 0)
     r = parse_switch (value, &copts.data_file_raw);
-  else if (strcmp (key, "preallocation") == 0)
-    r = parse_preallocation (value);
-  else if (strcmp (key, "encrypt-format") == 0)
-    r = parse_encrypt_format (value);
+  else if (strcmp (key, "preallocation") == 0) {
+    unsigned v = 0;
+
+    r = parse_choice (key, value, preallocation_choices, &v);
+    copts.preallocation = v;
+  }
+  else if (strcmp (key, "encrypt-format") == 0) {
+    unsigned v = 0;
+
+    r = parse_choice (key, value, encrypt_format_choices, &v);
+    copts.encrypt = v;
+  }
   else if (strcmp (key, "encrypt-iter-time") == 0)
     r = nbdkit_parse_uint32_t (key, value, &copts.encrypt_iter_time);
   else

@@ -104,11 +104,8 @@ raise_range (struct qcow2_image *img, uint64_t offset, uint64_t bytes,
   for (uint64_t c = first; c <= last; c++) {
     uint64_t v;
 
-    if (refcount_get (img, c, &v) == -1)
+    if (refcount_get_in_use (img, c, &v) == -1)
       return -1;
-    if (v == 0)
-      return write_corrupt (img, "cluster %#" PRIx64 " is in use but its "
-                            "refcount is 0", c << img->cluster_bits);
     if (refcount_set (img, c, v + 1) == -1)
       return -1;
   }

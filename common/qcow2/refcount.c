@@ -333,6 +333,18 @@ refcount_get (struct qcow2_image *img, uint64_t cluster, uint64_t *value)
   return 0;
 }
 
+int
+refcount_get_in_use (struct qcow2_image *img, uint64_t cluster,
+                     uint64_t *value)
+{
+  if (refcount_get (img, cluster, value) == -1)
+    return -1;
+  if (*value == 0)
+    return write_corrupt (img, "cluster %#" PRIx64 " is in use but its "
+                          "refcount is 0", cluster << img->cluster_bits);
+  return 0;
+}
+
 /* Find n contiguous free clusters, lowest first. */
 static int64_t
 find_free_run (struct qcow2_image *img, uint64_t n)
@@ -439,11 +451,8 @@ refcount_release (struct qcow2_image *img, uint64_t offset, uint64_t bytes)
      * claims 0 (hostile refcounts) could be handed out again at once,
      * and the release would then free its new owner's data.
      */
-    if (refcount_get (img, c, &v) == -1)
+    if (refcount_get_in_use (img, c, &v) == -1)
       return -1;
-    if (v == 0)
-      return write_corrupt (img, "cluster %#" PRIx64 " is in use but its "
-                            "refcount is 0", c << img->cluster_bits);
     if (w->nr_pending == w->cap_pending) {
       size_t cap = w->cap_pending ? w->cap_pending * 2 : 256;
       uint64_t *p = realloc (w->pending, cap * sizeof *p);

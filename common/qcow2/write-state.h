@@ -109,6 +109,11 @@ extern int refcount_init (struct qcow2_image *img);
 extern void refcount_fini (struct qcow2_image *img);
 extern int refcount_get (struct qcow2_image *img, uint64_t cluster,
                          uint64_t *value);
+/* The same for a cluster the image uses: a refcount of 0 there is
+ * corruption (the image is marked corrupt and -1 returned).
+ */
+extern int refcount_get_in_use (struct qcow2_image *img, uint64_t cluster,
+                                uint64_t *value);
 extern int refcount_set (struct qcow2_image *img, uint64_t cluster,
                          uint64_t value);
 /* Allocate n contiguous clusters (n <= refcount_max_run) with refcount
