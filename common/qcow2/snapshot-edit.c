@@ -448,9 +448,9 @@ switch_active (struct qcow2_image *img, uint64_t size, uint64_t *l1,
   unsigned char fields[HDR_REFCOUNT_TABLE_OFFSET - HDR_SIZE];
 
   store_be64 (fields, size);
-  store_be32 (fields + HDR_CRYPT_METHOD - HDR_SIZE, img->hdr.crypt_method);
-  store_be32 (fields + HDR_L1_SIZE - HDR_SIZE, l1_size);
-  store_be64 (fields + HDR_L1_TABLE_OFFSET - HDR_SIZE, l1_offset);
+  store_be32 (fields + (HDR_CRYPT_METHOD - HDR_SIZE), img->hdr.crypt_method);
+  store_be32 (fields + (HDR_L1_SIZE - HDR_SIZE), l1_size);
+  store_be64 (fields + (HDR_L1_TABLE_OFFSET - HDR_SIZE), l1_offset);
   if (header_switch (img, HDR_SIZE, fields, sizeof fields) == -1)
     return -1;
   img->l1 = l1;                 /* the caller frees the old one */

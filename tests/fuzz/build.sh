@@ -5,8 +5,8 @@
 #
 #   tests/fuzz/build.sh [OUTDIR]          (default tests/fuzz/build)
 #
-# makes OUTDIR/fuzz-qcow2-read, fuzz-qcow2-write, fuzz-qcow2-luks and
-# fuzz-luks, built with -fsanitize=fuzzer,address,undefined, every key
+# makes OUTDIR/fuzz-qcow2-read, fuzz-qcow2-write, fuzz-qcow2-tool,
+# fuzz-qcow2-luks and fuzz-luks, built with -fsanitize=fuzzer,address,undefined, every key
 # derivation bounded by kdf-cap.c (linked with --wrap).  Needs clang and its fuzzer
 # runtime (Debian: clang libclang-rt-14-dev) and the -dev packages the
 # normal build needs.  run.sh shows how to run them.
@@ -87,5 +87,6 @@ target () {                     # target NAME MAIN.c [CFLAGS...]
 }
 target fuzz-qcow2-read "$here/fuzz-qcow2.c" -DFUZZ_MODE=FUZZ_READ
 target fuzz-qcow2-write "$here/fuzz-qcow2.c" -DFUZZ_MODE=FUZZ_WRITE
+target fuzz-qcow2-tool "$here/fuzz-qcow2.c" -DFUZZ_MODE=FUZZ_TOOL
 target fuzz-qcow2-luks "$here/fuzz-qcow2.c" -DFUZZ_MODE=FUZZ_ENCRYPTED
 target fuzz-luks "$here/fuzz-qcow2.c" -DFUZZ_LUKS_VOLUMES

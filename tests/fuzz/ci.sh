@@ -1,12 +1,12 @@
 #!/bin/bash
-# A short run of both qcow2 fuzzers for CI, so that a regression the
+# A short run of the three qcow2 fuzzers for CI, so that a regression the
 # fuzzers find in seconds (as the in-place write onto a refcount block
 # was) cannot land:
 #
 #   tests/fuzz/ci.sh [SECONDS]        (default 60 for each target)
 #
 # Builds the targets with build.sh into a scratch directory, then runs
-# read and write mode one after the other, one process each, starting
+# read, write and tool mode one after the other, one process each, starting
 # from a copy of the checked-in corpus (regressions/; the tree is not
 # written).  Fails on any finding (crash, leak, timeout, out of memory,
 # read-back), printing the log and keeping the scratch directory with
@@ -22,7 +22,7 @@ work=$(mktemp -d /tmp/qcow2-fuzz-ci.XXXXXX)
     { cat "$work/build.log" >&2; echo "$0: the fuzzers did not build" >&2; exit 1; }
 
 failed=0
-for mode in read write; do
+for mode in read write tool; do
     mkdir -p "$work/corpus-$mode" "$work/artifacts-$mode"
     # The qcow2 inputs only: regressions/luks/ belongs to the LUKS targets.
     find "$here/regressions" -maxdepth 1 -type f -exec cp -t "$work/corpus-$mode/" {} +

@@ -18,11 +18,17 @@
  * choices come from a PRNG seeded with a hash of the input, so a run is
  * reproducible from the input alone.
  *
+ * The tool mode runs what qcow2-tool runs, one after the other on the
+ * same file: info and map, a check, then a repair or snapshot and
+ * resize edits, then the read mode over what they left.
+ *
  * Besides the sanitizers the harness checks what it can see itself:
  * block status must tile each range it is asked about, a range it calls
  * "zero" must read as zeroes, a read split in two must give the bytes
- * of the whole read, and what a successful write or zero stored must
- * read back.
+ * of the whole read, what a successful write or zero stored must read
+ * back, a repair's closing check must be what a check of the repaired
+ * image finds, and a clean image must stay clean through edits that
+ * succeed.
  */
 #include <config.h>
 
@@ -43,6 +49,9 @@
 #include "is-zero.h"
 #include "minmax.h"
 #include "qcow2.h"
+#include "qcow2-check.h"
+#include "qcow2-edit.h"
+#include "qcow2-info.h"
 
 #define WALK_BYTES      (UINT64_C (8) * 1024 * 1024)
 #define MAX_CHUNK       (UINT64_C (1024) * 1024)
@@ -451,6 +460,168 @@ run_write (const char *path, const struct peek *p, const char *data_path,
   run_read (path, p, data_path, r, WALK_BYTES / 4);
 }
 
+/* ---------------------------------------------------------------- */
+/* Tool mode: the operations of qcow2-tool. */
+
+/* The options the tool opens an image with (tools/tool.c). */
+static void
+init_tool_options (struct qcow2_options *o, const char *path, bool readonly,
+                   bool check, const struct peek *p, const char *data_path)
+{
+  init_options (o, path, readonly, p, data_path, L2_CACHE_BYTES);
+  o->check = check;
+  if (check)
+    o->backing = QCOW2_BACKING_SKIP;
+  o->metadata_only = readonly || check;
+}
+
+/* qcow2-tool check: 0 with *res filled when the check ran to its end. */
+static int
+check_image (const char *path, const struct peek *p, const char *data_path,
+             struct qcow2_check_result *res)
+{
+  struct qcow2_options o;
+  struct qcow2_image *img;
+  int r;
+
+  init_tool_options (&o, path, true, true, p, data_path);
+  if (qcow2_open (&o, &img) == -1)
+    return -1;
+  r = qcow2_check (img, res);
+  qcow2_close (img);
+  return r;
+}
+
+/* qcow2-tool info and map: the header, and the first extents. */
+static void
+info_and_map (const char *path, const struct peek *p, const char *data_path)
+{
+  struct qcow2_options o;
+  struct qcow2_image *img;
+  struct qcow2_info info;
+  uint64_t start = 0, size;
+
+  init_tool_options (&o, path, true, false, p, data_path);
+  if (qcow2_open (&o, &img) == -1)
+    return;
+  qcow2_get_info (img, &info);
+  size = qcow2_size (img);
+  for (unsigned i = 0; i < 64 && start < size; i++) {
+    struct qcow2_map_extent e;
+
+    if (qcow2_map_extent (img, start, MIN (size - start, WALK_BYTES), &e) == -1)
+      break;
+    if (e.start != start || e.length == 0 || e.length > size - start) {
+      fprintf (stderr, "fuzz: map extent %#" PRIx64 "+%#" PRIx64
+               " asked for one at %#" PRIx64 "\n", e.start, e.length, start);
+      abort ();
+    }
+    start += e.length;
+  }
+  qcow2_close (img);
+}
+
+/* qcow2-tool check -r: what the repair's closing check found must be
+ * what a check of the repaired image finds.
+ */
+static void
+repair_image (const char *path, const struct peek *p, const char *data_path,
+              struct rng *r)
+{
+  struct qcow2_options o;
+  struct qcow2_image *img;
+  struct qcow2_check_result res, again;
+  unsigned fix = 1 + rng_below (r, 3);
+  int ret;
+
+  init_tool_options (&o, path, false, true, p, data_path);
+  if (qcow2_open (&o, &img) == -1)
+    return;
+  ret = qcow2_check_repair (img, fix, &res);
+  if (qcow2_close (img) == -1 || ret == -1)
+    return;
+  if (check_image (path, p, data_path, &again) == 0 &&
+      (again.corruptions != res.corruptions || again.leaks != res.leaks)) {
+    fprintf (stderr, "fuzz: repair (fix %u) ended with %" PRIu64
+             " corruptions and %" PRIu64 " leaks, a check then finds %"
+             PRIu64 " and %" PRIu64 "\n", fix, res.corruptions, res.leaks,
+             again.corruptions, again.leaks);
+    abort ();
+  }
+}
+
+/* A few snapshot and resize edits, as qcow2-tool snapshot and resize;
+ * returns how many succeeded.
+ */
+static unsigned
+edit_image (const char *path, const struct peek *p, const char *data_path,
+            struct rng *r)
+{
+  struct qcow2_options o;
+  struct qcow2_image *img;
+  unsigned done = 0;
+
+  init_tool_options (&o, path, false, false, p, data_path);
+  if (qcow2_open (&o, &img) == -1)
+    return 0;
+  if (qcow2_prepare_write (img) == -1) {
+    qcow2_close (img);
+    return 0;
+  }
+  for (unsigned i = 0; i < 4; i++) {
+    const uint64_t size = qcow2_size (img);
+    int ret = -1;
+
+    switch (rng_below (r, 5)) {
+    case 0:
+      ret = qcow2_snapshot_create (img, rng_below (r, 2) ? "a" : "b");
+      break;
+    case 1:
+      ret = qcow2_snapshot_delete (img, rng_below (r, 2) ? "a" : "b");
+      break;
+    case 2:
+      ret = qcow2_snapshot_apply (img, rng_below (r, 2) ? "1" : "a");
+      break;
+    case 3:                     /* grow by up to 64 MiB */
+      ret = qcow2_resize (img, size + 512 * (1 + rng_below (r, 131072)),
+                          false);
+      break;
+    case 4:                     /* shrink, sometimes discarding */
+      ret = qcow2_resize (img, ((size >> 9) / 512 * rng_below (r, 512)) << 9,
+                          rng_below (r, 2));
+      break;
+    }
+    done += ret == 0;
+  }
+  if (qcow2_close (img) == -1)
+    return 0;
+  return done;
+}
+
+static void
+run_tool (const char *path, const struct peek *p, const char *data_path,
+          struct rng *r)
+{
+  struct qcow2_check_result before, after;
+  bool clean;
+
+  info_and_map (path, p, data_path);
+  clean = check_image (path, p, data_path, &before) == 0 &&
+    before.corruptions == 0 && before.leaks == 0;
+  if (rng_below (r, 2))
+    repair_image (path, p, data_path, r);
+  else if (edit_image (path, p, data_path, r) > 0 && clean &&
+           check_image (path, p, data_path, &after) == 0 &&
+           (after.corruptions || after.leaks)) {
+    fprintf (stderr, "fuzz: a clean image has %" PRIu64 " corruptions and %"
+             PRIu64 " leaks after edits that succeeded\n",
+             after.corruptions, after.leaks);
+    abort ();
+  }
+  /* Whatever the tool left behind must open (or be refused) cleanly. */
+  run_read (path, p, data_path, r, WALK_BYTES / 4);
+}
+
 int
 fuzz_qcow2_one (const uint8_t *data, size_t size, enum fuzz_mode mode)
 {
@@ -487,11 +658,20 @@ fuzz_qcow2_one (const uint8_t *data, size_t size, enum fuzz_mode mode)
   }
 
   unlock_luks = mode == FUZZ_ENCRYPTED;
-  if (mode == FUZZ_ENCRYPTED)
-    run_read (path, &p, data_path, &r, WALK_BYTES / 4);
-  if (mode != FUZZ_READ)
-    run_write (path, &p, data_path, &r);
-  else
+  switch (mode) {
+  case FUZZ_READ:
     run_read (path, &p, data_path, &r, WALK_BYTES);
+    break;
+  case FUZZ_ENCRYPTED:
+    run_read (path, &p, data_path, &r, WALK_BYTES / 4);
+    run_write (path, &p, data_path, &r);
+    break;
+  case FUZZ_WRITE:
+    run_write (path, &p, data_path, &r);
+    break;
+  case FUZZ_TOOL:
+    run_tool (path, &p, data_path, &r);
+    break;
+  }
   return 0;
 }

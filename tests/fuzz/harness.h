@@ -16,6 +16,8 @@ enum fuzz_mode {
   FUZZ_READ,                    /* open read-only, read + block status */
   FUZZ_WRITE,                   /* open read-write, write/zero/trim, reopen */
   FUZZ_ENCRYPTED,               /* both, with the passphrase for LUKS too */
+  FUZZ_TOOL,                    /* info, map, check, repair, snapshot and
+                                   resize edits, as qcow2-tool */
 };
 
 /* Run one input.  Errors from the engine are expected (the input is

@@ -9,7 +9,7 @@
  *
  * Every file (directories: every regular file in them, in name order)
  * goes through the target's harness: qcow2 (the default) the read mode,
- * then the write mode; qcow2-luks the encrypted mode; luks the LUKS
+ * then the write mode, then the tool mode; qcow2-luks the encrypted mode; luks the LUKS
  * harness.  Exit status 0 means nothing crashed; a bug aborts
  * (sanitizer report or harness check).
  */
@@ -35,7 +35,8 @@ replay_input (const unsigned char *data, size_t size)
   switch (target) {
   case TARGET_QCOW2:
     return fuzz_qcow2_one (data, size, FUZZ_READ) == -1 ||
-      fuzz_qcow2_one (data, size, FUZZ_WRITE) == -1 ? -1 : 0;
+      fuzz_qcow2_one (data, size, FUZZ_WRITE) == -1 ||
+      fuzz_qcow2_one (data, size, FUZZ_TOOL) == -1 ? -1 : 0;
   case TARGET_QCOW2_LUKS:
     return fuzz_qcow2_one (data, size, FUZZ_ENCRYPTED);
   case TARGET_LUKS:

@@ -1,9 +1,10 @@
 #!/bin/bash
 # Run one of the fuzzers for a while:
 #
-#   tests/fuzz/run.sh read|write|qcow2-luks|luks SECONDS [WORKDIR]
+#   tests/fuzz/run.sh read|write|tool|qcow2-luks|luks SECONDS [WORKDIR]
 #
-# read, write: the qcow2 engine (fuzz-qcow2-read, -write); qcow2-luks:
+# read, write: the qcow2 engine (fuzz-qcow2-read, -write); tool: what
+# qcow2-tool does with it (fuzz-qcow2-tool); qcow2-luks:
 # the engine on LUKS-encrypted images, unlocked (fuzz-qcow2-luks);
 # luks: LUKS1 and LUKS2 volumes (fuzz-luks).  JOBS=N (default 2) runs
 # N processes, one per core.  KEEP_GOING=1 uses libFuzzer's fork mode
@@ -21,7 +22,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 mode=$1 secs=$2 work=${3:-/tmp/qcow2-fuzz}
 jobs=${JOBS:-2}
 case $mode in
-read|write)
+read|write|tool)
     target=fuzz-qcow2-$mode seeds=seeds dict=qcow2.dict
     extra=("$here/regressions") ;;
 qcow2-luks)
@@ -37,7 +38,7 @@ mkdir -p "$work"
 test -x "$work/build/$target" || "$here/build.sh" "$work/build"
 if ! test -d "$work/$seeds"; then
     case $mode in
-    read|write) "$here/make-seeds.sh" "$work/$seeds" ;;
+    read|write|tool) "$here/make-seeds.sh" "$work/$seeds" ;;
     *) "$here/make-luks-seeds.sh" "$mode" "$work/$seeds" ;;
     esac
 fi
