@@ -19,7 +19,7 @@ SECRET=fault-secret
 setup ()
 {
     requires qemu-img qemu-io nbdsh nbdcopy
-    test -e "$IO_SHIM" || skip "io-shim.so not built (make check builds it)"
+    requires_io_shim
     dir=$BATS_TEST_TMPDIR
     faults_total=0
 }

@@ -22,7 +22,7 @@ POWER_CUT=$BATS_TEST_DIRNAME/power-cut.py
 setup ()
 {
     requires qemu-img qemu-io nbdsh
-    test -e "$IO_SHIM" || skip "io-shim.so not built (make check builds it)"
+    requires_io_shim
 }
 
 # make_initial IMAGE [QEMU-IMG-CREATE-ARGS...]: an image of $size MiB

@@ -120,7 +120,7 @@ check_after_crash ()
 # qemu-img check as check_after_crash accepts it.
 power_cut_each ()
 {
-    test -e "$IO_SHIM" || fail "io-shim was not built: run make check"
+    requires_io_shim
     cp "$img" "$t/pc.qcow2"
     cp "$img" "$t/pc-initial.qcow2"
     rm -rf "$t/journal" "$t/scratch" "$t/pc-old.raw" "$t/pc-new.raw"

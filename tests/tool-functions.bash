@@ -135,7 +135,7 @@ repair_power_cut ()
     cp "$image" "$t/qemu-repaired.qcow2"
     qemu-img check -q -r all "$t/qemu-repaired.qcow2" >/dev/null 2>&1 || :
     qemu-img convert -O raw "$t/qemu-repaired.qcow2" "$t/reference.raw"
-    test -e "$IO_SHIM" || fail "io-shim was not built: run make check"
+    requires_io_shim
     # The shim appends: a journal per run.
     rm -rf "$t/journal" "$t/scratch"
     LD_PRELOAD=$(shim_preload) IO_SHIM_FILES=$(realpath "$image") \
