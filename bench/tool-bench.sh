@@ -25,8 +25,8 @@
 # Environment: BUILDDIR, WORKDIR, ROWS (bench/lib.sh); TOOL_SIZE (the
 # virtual size, default 16G) and TOOL_DATA (its data, default 4G; the
 # overlay holds TOOL_DATA / 4), both in whole MiB.  WORKDIR/tool keeps
-# the two images between runs (5 GiB at the defaults, and up to 10 GiB
-# more for a round's copies); they are made only with qemu-img and
+# the two images and the commit reference between runs (10 GiB at the
+# defaults, and 5 GiB more for a command's copies); they are made only with qemu-img and
 # qemu-io.
 
 set -euo pipefail
@@ -125,26 +125,33 @@ snapshot_once ()
     rm -f "$c"
 }
 
-# commit_once S: commit a fresh copy of the overlay into a fresh copy of
-# the image below it; after the second tool of a round, ours must have
-# left the same data in its base as qemu-img in its own.
-committed=0
-commit_once ()
+# commit_copies S: fresh copies of the overlay and the image below it
+# for S, the overlay's backing name pointing at the copy; sets b and t.
+commit_copies ()
 {
-    local b=$dir/run-$1-base.qcow2 t=$dir/run-$1-top.qcow2
+    b=$dir/run-$1-base.qcow2 t=$dir/run-$1-top.qcow2
     fresh_copy "$base" "$b"
     cp --sparse=always "$top" "$t"
     qemu-img rebase -u -f qcow2 -b "$(basename "$b")" -F qcow2 "$t"
     sync "$t"
+}
+
+# commit_once S: commit a fresh copy of the overlay into a fresh copy of
+# the image below it, which must then hold the data of the reference
+# qemu-img committed before the rounds.  The copies are deleted before
+# the next command, so that every timed commit starts with the same
+# page cache: keeping a round's first copies while the second tool ran
+# made whichever went second take about twice as long.
+commit_once ()
+{
+    local b t
+    commit_copies "$1"
     result=$(seconds tool_run "$1" commit "$t")
     qemu_clean "$b" "$1's commit"
     qemu_clean "$t" "$1's commit"
-    if ((++committed % 2 == 0)); then
-        qemu-img compare -q -f qcow2 -F qcow2 "$dir/run-ours-base.qcow2" \
-            "$dir/run-qemu-base.qcow2" ||
-            { echo "$0: the bases qcow2-tool and qemu-img committed into differ" >&2; exit 1; }
-        rm -f "$dir"/run-*-base.qcow2 "$dir"/run-*-top.qcow2
-    fi
+    qemu-img compare -q -f qcow2 -F qcow2 "$b" "$ref" ||
+        { echo "$0: the base $1 committed into differs from qemu-img's" >&2; exit 1; }
+    rm -f "$b" "$t"
 }
 
 # Both programs and their libraries into the page cache.
@@ -170,6 +177,14 @@ if want_row tool-snapshot; then
 fi
 if want_row tool-commit; then
     echo "tool-commit: commit of an overlay of $((runs / 4)) MiB into the $what" >&2
+    ref=$dir/ref-$size-$data.qcow2
+    if ! test -f "$ref"; then
+        echo "making $ref (qemu-img commit of $top)" >&2
+        commit_copies ref
+        qemu-img commit -q -f qcow2 "$t"
+        mv "$b" "$ref"
+        rm -f "$t"
+    fi
     alternate "$rounds" commit_once ours qemu
     emit_row tool-commit "commit $((runs / 4))M overlay into $what" s
     reset_results
