@@ -4,13 +4,21 @@
 #   filter-read      nbdcopy of a SIZE image to null:, the filter over
 #                    nbdkit's file plugin against our plugin on the same
 #                    file (goal: the filter at most 10 % slower)
-#   filter-latency   the same over a layer 1 ms away: nbdkit's file
-#                    plugin under its delay filter (rdelay=1ms), read by
-#                    the filter through the nbd plugin, and by qemu-nbd
-#                    through QEMU's nbd block driver (goal: 2 x)
-#   filter-http      the same from lighttpd on 127.0.0.1: the filter over
-#                    the curl plugin, qemu-nbd over QEMU's http driver
-#                    (qemu-block-extra) (goal: 1.5 x)
+#   filter-latency   the same over a layer LATENCY away: nbdkit's file
+#                    plugin under its delay filter (rdelay=LATENCY), read
+#                    by the filter through the nbd plugin, and by qemu-nbd
+#                    through QEMU's nbd block driver (goal: 2 x); with the
+#                    ceiling: nbdcopy of the image file straight from
+#                    that layer
+#   filter-http      an image served by lighttpd on 127.0.0.1 copied
+#                    into a file on /dev/shm: by nbdcopy from the filter
+#                    over the curl plugin, and by `qemu-img convert`
+#                    through QEMU's http driver (qemu-block-extra; goal:
+#                    1.5 x); with the ceiling: nbdcopy of the image file
+#                    from the curl plugin alone.  qemu-nbd is not the
+#                    reference here: over QEMU 7.2's http driver it
+#                    hangs once a client has 4 or more requests in flight
+#                    (see README.md)
 #   filter-randwrite fio 4K random writes, QD32 x 2, RUNTIME s, into a
 #                    preallocated (falloc) image: the filter over the
 #                    file plugin against qemu-nbd (goal: 1.5 x)
@@ -19,7 +27,8 @@
 #
 # Environment: ROUNDS (default 3), ROWS (a subset of the rows above),
 # SIZE (default 1G; the latency and HTTP rows read LATENCY_SIZE,
-# default 256M), PREALLOC_SIZE (default 4G), RUNTIME (default 10),
+# default 256M), LATENCY (default 1ms, as the delay filter takes it),
+# PREALLOC_SIZE (default 4G), RUNTIME (default 10),
 # BUILDDIR, WORKDIR (see lib.sh).  Prints the rows as @row lines.
 
 set -euo pipefail
@@ -30,6 +39,7 @@ bench_need nbdkit qemu-nbd qemu-img nbdcopy nbdsh
 rounds=${1:-${ROUNDS:-3}}
 size=${SIZE:-1G}
 lsize=${LATENCY_SIZE:-256M}
+latency=${LATENCY:-1ms}
 psize=${PREALLOC_SIZE:-4G}
 filter=$builddir/qcow2-filter.so
 test -e "$filter" || { echo "$0: $filter not built (run make)" >&2; exit 1; }
@@ -47,17 +57,26 @@ image_of ()
     echo "$img"
 }
 
-copy_once () { result=$(mibs "$bytes" "$(seconds nbdcopy "${nbd_uri[$1]}" null:)"); }
+# copy_once S: nbdcopy of server S to null:, in MiB/s of its size
+# (bytes, or bytes_of[S] for a server of the image file itself).
+declare -A bytes_of=()
+copy_once ()
+{
+    result=$(mibs "${bytes_of[$1]:-$bytes}" "$(seconds nbdcopy "${nbd_uri[$1]}" null:)")
+}
 
-# read_row KEY WORKLOAD A B: alternate nbdcopy over the servers A and
-# B (already serving), print the row (A against B), stop them.
+# read_row KEY WORKLOAD A B [CEILING WHAT]: alternate nbdcopy over the
+# servers A and B (already serving) and CEILING if given, print the row
+# (A against B) and the ceiling line, stop A and B.
 read_row ()
 {
-    local row_ours=$3 row_qemu=$4
+    local row_ours=$3 row_qemu=$4 s servers=("$3" "$4")
     same_data "$3" "$4"
-    for s in "$3" "$4"; do copy_once "$s"; done     # warm-up
-    alternate "$rounds" copy_once "$3" "$4"
+    test -z "${5:-}" || servers+=("$5")
+    for s in "${servers[@]}"; do copy_once "$s"; done     # warm-up
+    alternate "$rounds" copy_once "${servers[@]}"
     emit_row "$1" "$2" MiB/s
+    test -z "${5:-}" || emit_ceiling "$1" "$6" "$5" MiB/s
     unserve "$3"
     unserve "$4"
     reset_results
@@ -76,13 +95,15 @@ fi
 if want_row filter-latency; then
     img=$(image_of "$lsize")
     bytes=$(stat -c %s "$workdir/data-$lsize.raw")
-    RO=1 serve below nbdkit --filter=delay file "$img" rdelay=1ms
+    RO=1 serve below nbdkit --filter=delay file "$img" rdelay="$latency"
     below=$tmp/below.sock
+    bytes_of[below]=$(stat -c %s "$img")
     RO=1 serve ours nbdkit --filter="$filter" nbd socket="$below"
     RO=1 serve qemu qemu --image-opts \
         "driver=qcow2,file.driver=nbd,file.server.type=unix,file.server.path=$below"
-    echo "filter-latency: reads 1 ms away, MiB/s" >&2
-    read_row filter-latency "nbdcopy $lsize to null:, layer 1 ms away" ours qemu
+    echo "filter-latency: reads $latency away, MiB/s" >&2
+    read_row filter-latency "nbdcopy $lsize to null:, layer $latency away" ours qemu \
+        below "the image file from that layer"
     unserve below
 fi
 
@@ -105,10 +126,37 @@ EOF
         nbdkit -U - curl url="$url" --run 'nbdinfo --size "$uri"' >/dev/null 2>&1 && break
         sleep 0.1
     done
-    RO=1 serve ours nbdkit --filter="$filter" curl url="$url"
-    RO=1 serve qemu qemu --image-opts "driver=qcow2,file.driver=http,file.url=$url"
-    echo "filter-http: reads from lighttpd on 127.0.0.1, MiB/s" >&2
-    read_row filter-http "nbdcopy $lsize to null:, HTTP" ours qemu
+    # Each copy goes to a fresh file on /dev/shm, so that no disk
+    # write is timed and both copies write the same way.
+    out=/dev/shm/filter-bench-$$.raw
+    http_once ()
+    {
+        local cmd
+        rm -f "$out"
+        case $1 in
+        ours) truncate -s "$bytes" "$out"
+              cmd=(nbdkit -r -U - --filter="$filter" curl url="$url"
+                   --run "nbdcopy \"\$uri\" $out") ;;
+        curl) truncate -s "${bytes_of[curl]}" "$out"
+              cmd=(nbdkit -r -U - curl url="$url" --run "nbdcopy \"\$uri\" $out") ;;
+        qemu) cmd=(qemu-img convert -f qcow2 -O raw
+                   "json:{\"file.driver\": \"http\", \"file.url\": \"$url\"}" "$out") ;;
+        esac
+        result=$(mibs "${bytes_of[$1]:-$bytes}" "$(seconds "${cmd[@]}")")
+        if test "$1" != curl && ! cmp -s "$out" "$workdir/data-$lsize.raw"; then
+            rm -f "$out"
+            echo "$0: $1 copied other data over HTTP" >&2
+            exit 1
+        fi
+        rm -f "$out"
+    }
+    bytes_of[curl]=$(stat -c %s "$img")
+    echo "filter-http: copies from lighttpd on 127.0.0.1 to /dev/shm, MiB/s" >&2
+    for s in ours qemu curl; do http_once "$s"; done     # warm-up
+    alternate "$rounds" http_once ours qemu curl
+    emit_row filter-http "$lsize from HTTP to a file, filter / qemu-img convert" MiB/s
+    emit_ceiling filter-http "the image file by the curl plugin" curl MiB/s
+    reset_results
     kill "${spid[http]}"
     unset "spid[http]"
 fi

@@ -51,7 +51,7 @@ scale-sparse|scale-bench.sh|1.5|0|1 TiB sparse: nbdcopy of the allocated data
 scale-chain|scale-bench.sh|1.5|0|16-deep backing chain: nbdcopy of the data
 filter-read|filter-bench.sh|0.9|0|qcow2 filter over file / our plugin, 1 GiB
 filter-latency|filter-bench.sh|2.0|0|qcow2 filter over nbd, a layer 1 ms away
-filter-http|filter-bench.sh|1.5|0|qcow2 filter over curl, lighttpd
+filter-http|filter-bench.sh|1.5|0|qcow2 filter over curl, lighttpd, against qemu-img convert
 filter-randwrite|filter-bench.sh|1.5|1|qcow2 filter, fio 4K randwrite, falloc image
 tool-check|tool-bench.sh|1.0|0|qcow2-tool check, 16 GiB image, 4 GiB data
 tool-snapshot|tool-bench.sh|1.0|0|qcow2-tool snapshot -c, 16 GiB, 4 GiB data
