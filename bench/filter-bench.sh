@@ -9,7 +9,8 @@
 #                    by the filter through the nbd plugin, and by qemu-nbd
 #                    through QEMU's nbd block driver (goal: 2 x); with the
 #                    ceiling: nbdcopy of the image file straight from
-#                    that layer
+#                    that layer (which runs 64 threads a connection, so
+#                    that it is not what limits requests in flight)
 #   filter-http      an image served by lighttpd on 127.0.0.1 copied
 #                    into a file on /dev/shm: by nbdcopy from the filter
 #                    over the curl plugin, and by `qemu-img convert`
@@ -28,6 +29,8 @@
 # Environment: ROUNDS (default 3), ROWS (a subset of the rows above),
 # SIZE (default 1G; the latency and HTTP rows read LATENCY_SIZE,
 # default 256M), LATENCY (default 1ms, as the delay filter takes it),
+# THREADS (nbdkit -t of the filter's server in filter-latency; default
+# nbdkit's 16: the requests in flight below, see README.md),
 # PREALLOC_SIZE (default 4G), RUNTIME (default 10),
 # BUILDDIR, WORKDIR (see lib.sh).  Prints the rows as @row lines.
 
@@ -95,14 +98,14 @@ fi
 if want_row filter-latency; then
     img=$(image_of "$lsize")
     bytes=$(stat -c %s "$workdir/data-$lsize.raw")
-    RO=1 serve below nbdkit --filter=delay file "$img" rdelay="$latency"
+    RO=1 serve below nbdkit -t 64 --filter=delay file "$img" rdelay="$latency"
     below=$tmp/below.sock
     bytes_of[below]=$(stat -c %s "$img")
-    RO=1 serve ours nbdkit --filter="$filter" nbd socket="$below"
+    RO=1 serve ours nbdkit ${THREADS:+-t "$THREADS"} --filter="$filter" nbd socket="$below"
     RO=1 serve qemu qemu --image-opts \
         "driver=qcow2,file.driver=nbd,file.server.type=unix,file.server.path=$below"
     echo "filter-latency: reads $latency away, MiB/s" >&2
-    read_row filter-latency "nbdcopy $lsize to null:, layer $latency away" ours qemu \
+    read_row filter-latency "nbdcopy $lsize to null:, layer $latency away${THREADS:+, ours -t $THREADS}" ours qemu \
         below "the image file from that layer"
     unserve below
 fi
