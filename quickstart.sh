@@ -40,6 +40,9 @@ packages=(
     # kill -9 at every write of qcow2-tool's edits (strace's fault
     # injection, tests/test-qcow2-tool-*.bats)
     strace
+    # fio's nbd engine: the benchmarks' random-I/O rows, which
+    # tests/test-bench-suite.bats runs at tiny sizes
+    fio
     # the fuzzers (tests/fuzz/, run briefly by .ci/run)
     clang libclang-rt-14-dev
     # the Debian packages and their test (make check-deb, run by .ci/run)
