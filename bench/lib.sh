@@ -18,7 +18,8 @@
 #                           results[cpu:S] = server S's CPU seconds
 #   pair_stats A B          "median min max" of results[A]/results[B] per round
 #   med_of S                the median of results[S]
-#   emit_row / emit_ceiling the lines bench/suite.sh reads (see there);
+#   emit_row / emit_ceiling / emit_skip
+#                           the lines bench/suite.sh reads (see there);
 #                           a UNIT of "s" (times) means lower is better
 #
 # Environment every script honours: BUILDDIR (default: the top of the
@@ -297,6 +298,11 @@ emit_ceiling ()
     read -r m lo hi < <(speedup "${row_ours:-ours}" "$3" "$4")
     printf '@ceiling|%s|%s|%s|%s|%s|%s|%s\n' "$1" "$2" "$(med_of "$3")" "$4" "$m" "$lo" "$hi"
 }
+
+# emit_skip KEY REASON: row KEY was not measured, and why (a reference
+# that hung, say); bench/suite.sh prints it as not run:
+#   @skip|KEY|REASON
+emit_skip () { printf '@skip|%s|%s\n' "$1" "$2"; }
 
 # reset_results: before the next row.
 reset_results () { results=(); }

@@ -26,6 +26,7 @@
 # and prints, among anything else, lines (bench/lib.sh emit_row):
 #   @row|KEY|WORKLOAD|OURS|QEMU|UNIT|MEDIAN-RATIO|MIN|MAX|PAIRS[|NOTE]
 #   @ceiling|KEY|WHAT|VALUE|UNIT|MEDIAN-OURS/CEILING|MIN|MAX
+#   @skip|KEY|REASON      (not measured: "not run (skipped by SCRIPT: REASON)")
 # For scripts that do not print them yet, legacy_rows below reads their
 # own tables.
 
@@ -181,11 +182,13 @@ for script in $scripts; do
         case "$tag" in
         @row) line[$k]=$rest ;;
         @ceiling) ceil[$k]+="$rest"$'\n' ;;
+        @skip) status[$k]="not run (skipped by bench/$script: $rest)" ;;
         esac
-    done < <(grep -E '^@(row|ceiling)\|' "$log")
+    done < <(grep -E '^@(row|ceiling|skip)\|' "$log")
     for k in "${keys[@]}"; do
         test -n "${line[$k]:-}" && continue
         if ((rc)); then status[$k]="failed (exit $rc, see $log)"
+        elif test -n "${status[$k]:-}"; then :     # @skip
         elif ((own)); then status[$k]="no figure (see $log)"
         else status[$k]="not run (bench/$script does not measure it)"; fi
     done
