@@ -26,8 +26,10 @@
 #
 # Environment: BUILDDIR, WORKDIR (bench/lib.sh); NBDKIT_ARGS (default
 # none) are added to our server's command line (e.g. "-t 4": nbdkit's
-# 16 threads a connection cost CPU in wake-ups); WORKDIR keeps the images between runs (3 GiB of
-# disk; the 1 TiB ones are sparse).  Images are made only with
+# 16 threads a connection cost CPU in wake-ups); SCALE_RUNS (default
+# 1024: the runs of 1 MiB; bench/suite.sh --self-check uses 32).
+# WORKDIR keeps the images between runs (3 GiB of disk at the default;
+# the 1 TiB ones are sparse).  Images are made only with
 # qemu-img, from raw files written here, and checked: each server's
 # map of each image equals qemu-nbd's.
 
@@ -37,7 +39,15 @@ set -euo pipefail
 bench_init
 rounds=${1:-${ROUNDS:-5}}
 layers=17
+# Other counts of runs than the default keep their images apart.
+runs=${SCALE_RUNS:-1024}
+if ((runs < 1 || runs > 1048576)); then
+    echo "$0: SCALE_RUNS ($runs) must be 1 to 1048576" >&2
+    exit 1
+fi
 dir=$workdir/scale
+((runs == 1024)) || dir=$workdir/scale-$runs
+if ((runs == 1024)); then data="1 GiB"; else data="$runs MiB"; fi
 bench_need nbdkit qemu-nbd qemu-img nbdcopy nbdinfo
 mkdir -p "$dir"
 
@@ -49,11 +59,10 @@ write_raw ()
 {
     rm -f "$1"
     truncate -s "$2" "$1"
-    python3 - "$1" "$3" "$layers" <<'EOF'
+    python3 - "$1" "$3" "$layers" "$runs" <<'EOF'
 import random, sys
-out, layer, layers = sys.argv[1], sys.argv[2], int(sys.argv[3])
+out, layer, layers, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 MiB = 1 << 20
-runs = 1024
 slots = sorted(random.Random(1).sample(range(1 << 20), runs))  # 1 TiB
 with open(out, "r+b") as f:
     for i in range(runs):
@@ -79,7 +88,7 @@ to_qcow2 ()
 for im in flat sparse; do
     test -f "$dir/$im.qcow2" && test -f "$dir/$im.raw" && continue
     echo "making $dir/$im.raw and $dir/$im.qcow2" >&2
-    if test $im = flat; then write_raw "$dir/$im.raw" 1G flat
+    if test $im = flat; then write_raw "$dir/$im.raw" "${runs}M" flat
     else write_raw "$dir/$im.raw" 1T all; fi
     to_qcow2 "$dir/$im.raw" "$dir/$im.qcow2"
 done
@@ -127,14 +136,14 @@ alternate "$rounds" read_once "${names[@]}"
 label ()
 {
     case $1 in
-    sparse) echo "1 TiB sparse, 1 GiB data" ;;
+    sparse) echo "1 TiB sparse, $data data" ;;
     chain) echo "$layers-image chain, 1 TiB" ;;
-    flat) echo "flat 1 GiB (reference)" ;;
+    flat) echo "flat $data (reference)" ;;
     esac
 }
 echo
 echo "nbdcopy URI null:, $rounds rounds (ours, qemu-nbd and nbdkit's file plugin"
-echo "on the same data as a raw file, 1 TiB sparse or 1 GiB, the order rotating);"
+echo "on the same data as a raw file, 1 TiB sparse or $data, the order rotating);"
 echo "medians [per-round range]; speedup = qemu-nbd time / ours; vs flat = ours /"
 echo "ours on the flat image in the same round"
 printf '  %-26s %7s %7s %7s %19s %19s\n' row ours qemu-nbd file speedup "vs flat"
@@ -153,7 +162,7 @@ printf '  the chain against the same data in one image (ours / ours on sparse): 
 # against the flat image and the raw file.
 for im in sparse chain; do
     row_ours=ours-$im row_qemu=qemu-$im emit_row "scale-$im" "nbdcopy to null: of $(label "$im")" s
-    row_ours=ours-$im emit_ceiling "scale-$im" "flat 1 GiB image, same data, ours" ours-flat s
+    row_ours=ours-$im emit_ceiling "scale-$im" "flat $data image, same data, ours" ours-flat s
     row_ours=ours-$im emit_ceiling "scale-$im" "raw data via nbdkit file" "file-$im" s
 done
 

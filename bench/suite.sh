@@ -85,7 +85,7 @@ fi
 if ((selfcheck)); then
     export SIZE=16M RANDREAD_SIZE=32M RUNTIME=1
     export PREALLOC_SIZE=64M OVERLAY_SIZE=64M ALLOC_SIZE=1G LATENCY_SIZE=16M
-    export TOOL_SIZE=64M TOOL_DATA=16M
+    export TOOL_SIZE=64M TOOL_DATA=16M SCALE_RUNS=32
 fi
 export RUNTIME=${RUNTIME:-10}
 test -n "$logdir" || logdir=$(mktemp -d /tmp/bench-suite.XXXXXX)
