@@ -140,16 +140,18 @@ EOF
     http_hung=
     http_once ()
     {
-        local cmd t
+        local cmd t over=()
         result=0
         test -z "$http_hung" || return 0
         rm -f "$out"
         case $1 in
-        ours) truncate -s "$bytes" "$out"
-              cmd=(nbdkit -r -U - --filter="$filter" curl url="$url"
-                   --run "nbdcopy \"\$uri\" $out") ;;
-        curl) truncate -s "${bytes_of[curl]}" "$out"
-              cmd=(nbdkit -r -U - curl url="$url" --run "nbdcopy \"\$uri\" $out") ;;
+        ours|curl)
+            # ours: the guest data through the filter; curl: the image
+            # file's own bytes from the plugin alone.
+            test "$1" = curl || over=(--filter="$filter")
+            truncate -s "${bytes_of[$1]:-$bytes}" "$out"
+            cmd=(nbdkit -r -U - "${over[@]}" curl url="$url"
+                 --run "nbdcopy \"\$uri\" $out") ;;
         qemu) cmd=(timeout -s KILL "$http_timeout" qemu-img convert -f qcow2 -O raw
                    "json:{\"file.driver\": \"http\", \"file.url\": \"$url\"}" "$out") ;;
         esac

@@ -45,9 +45,11 @@ if ((runs < 1 || runs > 1048576)); then
     echo "$0: SCALE_RUNS ($runs) must be 1 to 1048576" >&2
     exit 1
 fi
-dir=$workdir/scale
-((runs == 1024)) || dir=$workdir/scale-$runs
-if ((runs == 1024)); then data="1 GiB"; else data="$runs MiB"; fi
+if ((runs == 1024)); then
+    dir=$workdir/scale data="1 GiB"
+else
+    dir=$workdir/scale-$runs data="$runs MiB"
+fi
 bench_need nbdkit qemu-nbd qemu-img nbdcopy nbdinfo
 mkdir -p "$dir"
 
