@@ -12,16 +12,23 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "buffer-pool.h"
 #include "byte-order.h"
 #include "cluster-cache.h"
 #include "diag.h"
 #include "internal.h"
 #include "io.h"
+#include "minmax.h"
 #include "write-state.h"
 
 #define DEFAULT_L2_CACHE_SIZE (32 * 1024 * 1024)
 /* Decompressed clusters kept per image (LIMITS in the plugin manual). */
 #define CLUSTER_CACHE_BYTES (16 * 1024 * 1024)
+/* Buffers kept for reuse by compressed reads, per pool and image: at
+ * most this many bytes, at least 2 and at most 64 buffers (LIMITS).
+ */
+#define READ_POOL_BYTES (8 * 1024 * 1024)
+#define READ_POOL_MAX 64
 
 void
 image_report_corrupt (const struct qcow2_image *img, const char *consequence,
@@ -78,6 +85,34 @@ image_load_l1 (struct qcow2_image *img, uint64_t offset, uint32_t size)
     return -1;
   for (uint32_t i = 0; i < size; i++)
     img->l1[i] = load_be64 (&img->l1[i]);
+  return 0;
+}
+
+/* A pool keeping at most READ_POOL_BYTES of buffers of size bytes. */
+static struct buffer_pool *
+read_pool_create (uint64_t size)
+{
+  uint64_t n = READ_POOL_BYTES / size;
+
+  return buffer_pool_create (size, n < 2 ? 2 : MIN (n, (uint64_t) READ_POOL_MAX));
+}
+
+/* The decompressed-cluster cache and the buffer pools of compressed
+ * reads.
+ */
+static int
+compressed_read_state_create (struct qcow2_image *img)
+{
+  img->cluster_cache = cluster_cache_create (img->cluster_size,
+                                             CLUSTER_CACHE_BYTES);
+  img->compressed_pool = read_pool_create (2 * img->cluster_size);
+  img->cluster_pool = read_pool_create (img->cluster_size);
+  if (img->cluster_cache == NULL || img->compressed_pool == NULL ||
+      img->cluster_pool == NULL) {
+    diag_error ("malloc: %m");
+    errno = ENOMEM;
+    return -1;
+  }
   return 0;
 }
 
@@ -155,12 +190,8 @@ image_open (const struct qcow2_options *opts, const struct chain_link *above,
   if (img->l2_cache == NULL)
     goto fail;
   meta_cache_set_debug (img->l2_cache, &img->debug, img->filename, "L2");
-  if (img->crypt == NULL &&
-      (img->cluster_cache = cluster_cache_create (img->cluster_size,
-                                                  CLUSTER_CACHE_BYTES)) == NULL) {
-    diag_error ("calloc: %m");
+  if (img->crypt == NULL && compressed_read_state_create (img) == -1)
     goto fail;
-  }
   *img_ret = img;
   return 0;
 
@@ -184,6 +215,8 @@ qcow2_close (struct qcow2_image *img)
   backing_close (img->backing);
   meta_cache_destroy (img->l2_cache);
   cluster_cache_destroy (img->cluster_cache);
+  buffer_pool_destroy (img->compressed_pool);
+  buffer_pool_destroy (img->cluster_pool);
   crypt_close (img->crypt);
   if (img->data != img->file)
     io_close (img->data);

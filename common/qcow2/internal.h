@@ -120,6 +120,11 @@ struct qcow2_image {
   struct meta_cache *l2_cache;
   struct cluster_cache *cluster_cache;  /* decompressed clusters; NULL if
                                          * encrypted (cluster-cache.h) */
+  /* Reused buffers for compressed reads (buffer-pool.h): input of two
+   * clusters, and decompressed clusters (which the cluster cache swaps
+   * with its own).  NULL if encrypted, like cluster_cache.
+   */
+  struct buffer_pool *compressed_pool, *cluster_pool;
   struct backing *backing;      /* NULL: unallocated reads as zeroes */
   struct qcow2_crypt *crypt;    /* NULL unless encrypted (crypt.c) */
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buffer-pool.h"
 #include "cluster-cache.h"
 #include "codec.h"
 #include "diag.h"
@@ -15,8 +16,8 @@
 #include "io.h"
 #include "minmax.h"
 
-/* Buffers for compressed clusters, allocated once per request (the
- * cluster buffer again after the cache took it).
+/* Buffers for compressed clusters, taken from the image's pools when
+ * first needed by a request and given back when it ends.
  */
 struct scratch {
   unsigned char *compressed;    /* up to two clusters of input */
@@ -24,25 +25,23 @@ struct scratch {
 };
 
 static void
-scratch_free (struct scratch *s)
+scratch_release (struct qcow2_image *img, struct scratch *s)
 {
-  free (s->compressed);
-  free (s->cluster);
+  if (img->compressed_pool) {
+    buffer_pool_put (img->compressed_pool, s->compressed);
+    buffer_pool_put (img->cluster_pool, s->cluster);
+  }
 }
 
-static int
-scratch_init (struct qcow2_image *img, struct scratch *s)
+/* *slot, from pool if the request has none yet. */
+static unsigned char *
+scratch_take (struct buffer_pool *pool, unsigned char **slot)
 {
-  if (s->compressed == NULL)
-    s->compressed = malloc (2 * img->cluster_size);
-  if (s->cluster == NULL)
-    s->cluster = malloc (img->cluster_size);
-  if (s->compressed == NULL || s->cluster == NULL) {
+  if (*slot == NULL && (*slot = buffer_pool_get (pool)) == NULL) {
     diag_error ("malloc: %m");
     errno = ENOMEM;
-    return -1;
   }
-  return 0;
+  return *slot;
 }
 
 int
@@ -68,7 +67,8 @@ decompress_cluster (struct qcow2_image *img, struct scratch *s,
                     const struct mapping *m, uint64_t host, uint64_t len,
                     unsigned char *out)
 {
-  if (io_pread_zero_padded (img->file, s->compressed, len, host) == -1)
+  if (scratch_take (img->compressed_pool, &s->compressed) == NULL ||
+      io_pread_zero_padded (img->file, s->compressed, len, host) == -1)
     return -1;
   if (img->hdr.compression_type == 1)
     image_debug (img, QCOW2_DEBUG_CODEC, "%s: codec: guest %#" PRIx64
@@ -108,9 +108,6 @@ read_compressed (struct qcow2_image *img, struct scratch *s, void *buf,
     return image_corrupt (img, "compressed cluster for guest offset %#" PRIx64
                           " starts at %#" PRIx64 ", beyond the end of the file",
                           m->cluster_offset, host);
-  if (scratch_init (img, s) == -1)
-    return -1;
-
   /* Whole clusters (sequential reads) go straight into the caller's
    * buffer; only parts of clusters use the cache.
    */
@@ -124,7 +121,8 @@ read_compressed (struct qcow2_image *img, struct scratch *s, void *buf,
                  img->filename, m->cluster_offset);
     return 0;
   }
-  if (decompress_cluster (img, s, m, host, len, s->cluster) == -1)
+  if (scratch_take (img->cluster_pool, &s->cluster) == NULL ||
+      decompress_cluster (img, s, m, host, len, s->cluster) == -1)
     return -1;
   memcpy (buf, s->cluster + skip, count);
   /* Bytes past the end of the file read as zeroes now but may be
@@ -191,6 +189,6 @@ qcow2_pread (struct qcow2_image *img, void *buf, uint64_t count,
     offset += m.length;
     count -= m.length;
   }
-  scratch_free (&s);
+  scratch_release (img, &s);
   return r;
 }
