@@ -92,9 +92,9 @@ image_load_l1 (struct qcow2_image *img, uint64_t offset, uint32_t size)
 static struct buffer_pool *
 read_pool_create (uint64_t size)
 {
-  uint64_t n = READ_POOL_BYTES / size;
+  uint64_t n = MIN (READ_POOL_BYTES / size, (uint64_t) READ_POOL_MAX);
 
-  return buffer_pool_create (size, n < 2 ? 2 : MIN (n, (uint64_t) READ_POOL_MAX));
+  return buffer_pool_create (size, MAX (n, (uint64_t) 2));
 }
 
 /* The decompressed-cluster cache and the buffer pools of compressed
