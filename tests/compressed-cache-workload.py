@@ -13,8 +13,8 @@
 #            so descriptors repeat); 4K reads again.  Fails unless at
 #            least one new descriptor names an old one's host offset and
 #            length (the cache's key), whichever guest cluster had it.
-#            The first copy's parallel writes placed the clusters in
-#            arrival order, so the new ones are written in file order.
+#            The new clusters are written in the order the old ones lie
+#            in the file, whatever order the first copy left them in.
 #   rewrite  4K reads; sub-cluster and whole-cluster rewrites of
 #            compressed clusters; 4K reads after each.
 # Every read is compared with REF.
