@@ -9,6 +9,7 @@
 
 #include "buffer-pool.h"
 #include "cleanup.h"
+#include "minmax.h"
 
 struct buffer_pool {
   pthread_mutex_t lock;
@@ -19,10 +20,14 @@ struct buffer_pool {
 };
 
 struct buffer_pool *
-buffer_pool_create (size_t size, size_t max_free)
+buffer_pool_create (size_t size, size_t max_bytes)
 {
-  struct buffer_pool *p = malloc (sizeof *p + max_free * sizeof (void *));
+  size_t fit = size ? max_bytes / size : BUFFER_POOL_MAX_KEPT;
+  size_t max_free = MIN (fit, (size_t) BUFFER_POOL_MAX_KEPT);
+  struct buffer_pool *p;
 
+  max_free = MAX (max_free, (size_t) BUFFER_POOL_MIN_KEPT);
+  p = malloc (sizeof *p + max_free * sizeof (void *));
   if (p == NULL) {
     errno = ENOMEM;
     return NULL;

@@ -18,17 +18,15 @@
 #include "diag.h"
 #include "internal.h"
 #include "io.h"
-#include "minmax.h"
 #include "write-state.h"
 
 #define DEFAULT_L2_CACHE_SIZE (32 * 1024 * 1024)
 /* Decompressed clusters kept per image (LIMITS in the plugin manual). */
 #define CLUSTER_CACHE_BYTES (16 * 1024 * 1024)
-/* Buffers kept for reuse by compressed reads, per pool and image: at
- * most this many bytes, at least 2 and at most 64 buffers (LIMITS).
+/* Bytes of buffers each pool of compressed reads keeps per image,
+ * within buffer-pool.h's bounds on their number (LIMITS).
  */
 #define READ_POOL_BYTES (8 * 1024 * 1024)
-#define READ_POOL_MAX 64
 
 void
 image_report_corrupt (const struct qcow2_image *img, const char *consequence,
@@ -88,15 +86,6 @@ image_load_l1 (struct qcow2_image *img, uint64_t offset, uint32_t size)
   return 0;
 }
 
-/* A pool keeping at most READ_POOL_BYTES of buffers of size bytes. */
-static struct buffer_pool *
-read_pool_create (uint64_t size)
-{
-  uint64_t n = MIN (READ_POOL_BYTES / size, (uint64_t) READ_POOL_MAX);
-
-  return buffer_pool_create (size, MAX (n, (uint64_t) 2));
-}
-
 /* The decompressed-cluster cache and the buffer pools of compressed
  * reads.
  */
@@ -105,8 +94,9 @@ compressed_read_state_create (struct qcow2_image *img)
 {
   img->cluster_cache = cluster_cache_create (img->cluster_size,
                                              CLUSTER_CACHE_BYTES);
-  img->compressed_pool = read_pool_create (2 * img->cluster_size);
-  img->cluster_pool = read_pool_create (img->cluster_size);
+  img->compressed_pool = buffer_pool_create (2 * img->cluster_size,
+                                             READ_POOL_BYTES);
+  img->cluster_pool = buffer_pool_create (img->cluster_size, READ_POOL_BYTES);
   if (img->cluster_cache == NULL || img->compressed_pool == NULL ||
       img->cluster_pool == NULL) {
     diag_error ("malloc: %m");

@@ -1,6 +1,8 @@
 /* Unit test of the buffer pool (buffer-pool.h): buffers given back
- * are reused, at most max_free are kept, and many threads may take and
- * give back at once (the sanitizer build checks for leaks and races).
+ * are reused, no more are kept than the byte budget and the count
+ * bounds allow (the engine's pools, as the plugin manual's LIMITS give
+ * them), and many threads may take and give back at once (the
+ * sanitizer build checks for leaks and races).
  */
 #include <config.h>
 
@@ -30,12 +32,43 @@ churn (void *pool)
   return NULL;
 }
 
+/* How many buffers of size bytes a pool of max_bytes keeps: take more
+ * than it could, give them all back, count.
+ */
+static size_t
+kept_of (size_t size, size_t max_bytes)
+{
+  struct buffer_pool *p = buffer_pool_create (size, max_bytes);
+  void *b[BUFFER_POOL_MAX_KEPT + 1];
+  size_t n;
+
+  assert (p);
+  for (size_t i = 0; i <= BUFFER_POOL_MAX_KEPT; i++)
+    assert ((b[i] = buffer_pool_get (p)) != NULL);
+  for (size_t i = 0; i <= BUFFER_POOL_MAX_KEPT; i++)
+    buffer_pool_put (p, b[i]);
+  n = buffer_pool_kept (p);
+  buffer_pool_destroy (p);
+  return n;
+}
+
 int
 main (void)
 {
-  struct buffer_pool *p = buffer_pool_create (SIZE, 2);
+  const size_t K = 1024, M = K * K, budget = 8 * M;  /* image.c's */
+  struct buffer_pool *p = buffer_pool_create (SIZE, 2 * SIZE);
   void *a, *b, *c, *again;
   pthread_t t[THREADS];
+
+  /* The engine's pools: compressed input (two clusters) and clusters,
+   * at 512 B, 64 KiB and 2 MiB clusters.
+   */
+  assert (kept_of (2 * 64 * K, budget) == 64);
+  assert (kept_of (64 * K, budget) == 64);       /* 128 fit: the count cap */
+  assert (kept_of (2 * 2 * M, budget) == 2);
+  assert (kept_of (2 * M, budget) == 4);
+  assert (kept_of (1024, budget) == 64);
+  assert (kept_of (16 * M, budget) == 2);       /* none fit: the floor */
 
   assert (p);
   assert (buffer_pool_kept (p) == 0);
